@@ -1,0 +1,73 @@
+"""Entry point: parse the global flags, import only the one command module needed, run it, print errors once."""
+import sys
+
+
+def _summaries(names):
+    import importlib
+    rows = []
+    for n in names:
+        try:
+            rows.append((n, importlib.import_module(f"ociruntime.cli.{n}").SUMMARY))
+        except ImportError:
+            pass
+    return rows
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    from . import SPEC_VERSION, __version__
+    from .cli import GLOBAL_OPTIONS, IMPLEMENTED, Globals, Opt, UsageError, command_help, format_options, parse
+    from .errors import RuntimeErr
+    from .log import Logger
+
+    log = Logger()
+    try:
+        g, pos = parse(GLOBAL_OPTIONS, argv, interspersed=False)
+        log = Logger(g["log"] or None, g["log_format"], bool(g["debug"]))
+        if g["version"]:
+            sys.stdout.write(f"ociruntime version {__version__}\nspec: {SPEC_VERSION}\n")
+            return 0
+        if not pos or g["help"] or pos[0] == "help":
+            name = pos[1] if pos and pos[0] == "help" and len(pos) > 1 else None
+            if name is None:
+                rows = _summaries(IMPLEMENTED)
+                sys.stdout.write(
+                    "NAME:\n   ociruntime - Open Container Initiative runtime, in Python\n\n"
+                    "USAGE:\n   ociruntime [global options] command [command options] [arguments...]\n\n"
+                    f"VERSION:\n   {__version__}\n   spec: {SPEC_VERSION}\n\nCOMMANDS:\n"
+                    + "".join(f"   {n:<10} {s}\n" for n, s in rows)
+                    + "\nGLOBAL OPTIONS:\n" + format_options(GLOBAL_OPTIONS) + "\n")
+                return 0 if (g["help"] or pos) else 1
+            pos = [name, "--help"]
+        name, rest = pos[0], pos[1:]
+        if g["log_format"] not in ("text", "json"):
+            raise UsageError(f"unknown log-format {g['log_format']!r}: use text or json")
+        if name not in IMPLEMENTED:
+            raise UsageError(f"no such command: {name} (see ociruntime --help)")
+        import importlib
+        mod = importlib.import_module(f"ociruntime.cli.{name}")
+        options = tuple(mod.OPTIONS) + (Opt("--help", "-h", help="show help"),)
+        opts, args = parse(options, rest, nargs=mod.NARGS, stop_at_first_arg=getattr(mod, "STOP_AT_FIRST_ARG", False))
+        if opts["help"]:
+            sys.stdout.write(command_help(name, mod))
+            return 0
+        glob = Globals(root=g["root"], log=log, systemd_cgroup=bool(g["systemd_cgroup"]), debug=bool(g["debug"]),
+                       rootless=g["rootless"])
+        return mod.run(glob, opts, args) or 0
+    except UsageError as e:
+        log.error(f"{e}" + ("" if "--help" in str(e) else " (see --help)"))
+        return 2 if "flag" in str(e) else 1
+    except RuntimeErr as e:
+        log.error(str(e))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except OSError as e:
+        # an unexpected host error: still one line, with the file involved
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        log.error(f"{e.strerror or e}{where}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The command-line shape, runc-compatible. One module per command in this package; each defines:
+
+    SUMMARY = "one line for `ociruntime --help`"
+    USAGE   = "<container-id> [signal]"          # after `ociruntime NAME `
+    DESCRIPTION = "longer text for `NAME --help`" (optional)
+    OPTIONS = (Opt("--bundle", "-b", value="DIR", default=".", help="..."), ...)
+    NARGS   = (min, max)                           # positional arguments; max None = unlimited
+    STOP_AT_FIRST_ARG = False                      # True: everything after the first positional is passed as-is (exec)
+    def run(g: Globals, opts: dict, args: list[str]) -> int
+
+`opts` is keyed by the long name without dashes, `-` turned into `_` (`--pid-file` -> opts["pid_file"]).
+Flags take `--flag value`, `--flag=value`, and runc's single-dash long form `-flag value`.
+"""
+import sys
+from dataclasses import dataclass
+
+from ..errors import RuntimeErr
+
+COMMANDS = ("checkpoint create delete events exec features kill list pause ps restore resume run spec start "
+            "state update").split()
+IMPLEMENTED = ("create delete events exec features kill list pause ps resume run spec start state update "
+               "validate").split()
+
+
+@dataclass(frozen=True, slots=True)
+class Opt:
+    name: str                      # --long
+    short: str | None = None       # -s
+    value: str | None = None       # metavar; None = boolean flag
+    default: object = None
+    help: str = ""
+    repeat: bool = False           # may be given several times -> list
+
+    @property
+    def key(self):
+        return self.name.lstrip("-").replace("-", "_")
+
+
+@dataclass(slots=True)
+class Globals:
+    root: str
+    log: object                     # ociruntime.log.Logger
+    systemd_cgroup: bool = False
+    debug: bool = False
+    rootless: str = "auto"
+
+
+class UsageError(RuntimeErr):
+    pass
+
+
+GLOBAL_OPTIONS = (
+    Opt("--root", value="DIR", default="/run/ociruntime", help="root directory for storage of container state"),
+    Opt("--log", value="FILE", default="", help="set the log file to write ociruntime logs to (default is stderr)"),
+    Opt("--log-format", value="FORMAT", default="text", help="set the log format ('text' (default), or 'json')"),
+    Opt("--debug", help="enable debug logging"),
+    Opt("--systemd-cgroup", help="enable systemd cgroup support (expects cgroupsPath slice:prefix:name)"),
+    Opt("--criu", value="PATH", default="criu", help="accepted for runc compatibility; checkpoint is unsupported"),
+    Opt("--rootless", value="VALUE", default="auto", help="ignore cgroup permission errors ('true', 'false', 'auto')"),
+    Opt("--help", "-h", help="show help"),
+    Opt("--version", "-v", help="print the version"),
+)
+
+
+def parse(options, argv, *, nargs=(0, None), stop_at_first_arg=False, interspersed=True):
+    """Parse argv against an Opt table. Returns (opts dict, positional list, rest) ; raises UsageError."""
+    by_name = {}
+    for o in options:
+        by_name[o.name] = o
+        by_name["-" + o.name.lstrip("-")] = o       # runc accepts -root as well as --root
+        if o.short:
+            by_name[o.short] = o
+    opts = {o.key: ([] if o.repeat else o.default) for o in options}
+    pos = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            pos.extend(argv[i + 1:])
+            break
+        if a.startswith("-") and len(a) > 1 and not (pos and (stop_at_first_arg or not interspersed)):
+            name, eq, val = a.partition("=")
+            o = by_name.get(name)
+            if o is None:
+                raise UsageError(f"flag provided but not defined: {name}")
+            if o.value is None:
+                opts[o.key] = (val.lower() not in ("false", "0")) if eq else True
+            else:
+                if not eq:
+                    i += 1
+                    if i >= len(argv):
+                        raise UsageError(f"flag needs an argument: {name}")
+                    val = argv[i]
+                if o.repeat:
+                    opts[o.key].append(val)
+                else:
+                    opts[o.key] = val
+        else:
+            pos.append(a)
+            if stop_at_first_arg:
+                pos.extend(argv[i + 1:])
+                break
+        i += 1
+    lo, hi = nargs
+    if not opts.get("help"):
+        if len(pos) < lo:
+            raise UsageError(f"requires at least {lo} argument{'s' if lo > 1 else ''}" if lo > 1
+                             else "requires exactly 1 argument" if hi == 1 else "missing argument")
+        if hi is not None and len(pos) > hi:
+            raise UsageError(f"accepts at most {hi} argument{'s' if hi != 1 else ''}, got {len(pos)}")
+    return opts, pos
+
+
+def format_options(options) -> str:
+    lines = []
+    for o in options:
+        flag = (o.short + ", " if o.short else "") + o.name + (" " + o.value if o.value else "")
+        dflt = f' (default: "{o.default}")' if o.value and o.default not in (None, "", []) else ""
+        lines.append(f"   {flag:<32} {o.help}{dflt}")
+    return "\n".join(lines)
+
+
+def command_help(name, mod) -> str:
+    text = f"NAME:\n   ociruntime {name} - {mod.SUMMARY}\n\nUSAGE:\n   ociruntime {name} {mod.USAGE}\n"
+    if getattr(mod, "DESCRIPTION", ""):
+        text += "\nDESCRIPTION:\n" + "\n".join("   " + ln if ln else "" for ln in mod.DESCRIPTION.strip("\n").split("\n")) + "\n"
+    if mod.OPTIONS:
+        text += "\nOPTIONS:\n" + format_options(mod.OPTIONS) + "\n"
+    return text
+
+
+def out(text: str):
+    sys.stdout.write(text)
+    sys.stdout.flush()

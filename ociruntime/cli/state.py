@@ -1,0 +1,13 @@
+SUMMARY = "output the state of a container"
+USAGE = "<container-id>"
+OPTIONS = ()
+NARGS = (1, 1)
+
+
+def run(g, o, args):
+    import json
+    from ..state import ContainerState
+    from . import out
+    st = ContainerState.load(g.root, args[0])
+    out(json.dumps(st.oci_state(), indent=2) + "\n")
+    return 0

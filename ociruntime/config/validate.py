@@ -1,0 +1,379 @@
+"""Fast config.json validation: schema.py compiled into closures once at import, then the semantic MUSTs.
+
+`validate(doc)` raises ConfigError(path, rule) on the first violation, e.g.
+    linux.namespaces[2].type: 'foo' is not one of pid, network, mount, ipc, uts, user, cgroup, time
+No jsonschema here (it costs ~100 ms to import); `strict.py` runs it for `ociruntime validate --strict`.
+"""
+import os
+import re
+
+from ..errors import ConfigError
+from .schema import CAPABILITY_SETS, CONFIG_SCHEMA
+
+# -- rule texts: shared with strict.py so both say the same thing ---------------------------------------------
+
+_JSON_TYPE = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number",
+              type(None): "null"}
+_PY_TYPES = {"object": (dict,), "array": (list,), "string": (str,), "boolean": (bool,), "integer": (int,),
+             "number": (int, float)}
+
+
+def json_type(value) -> str:
+    return _JSON_TYPE.get(type(value), type(value).__name__)
+
+
+def type_rule(expected: str, value) -> str:
+    return f"expected {expected}, got {json_type(value)}"
+
+
+def enum_rule(value, enum) -> str:
+    return f"{value!r} is not one of {', '.join(map(str, enum))}"
+
+
+def range_rule(value, lo, hi) -> str:
+    if hi is None:
+        return f"{value} is less than the minimum {lo}"
+    if lo is None:
+        return f"{value} is greater than the maximum {hi}"
+    return f"{value} is out of range {lo}..{hi}"
+
+
+def pattern_rule(value, schema) -> str:
+    return f"{value!r} {schema['x-rule']}" if "x-rule" in schema else f"{value!r} does not match {schema['pattern']}"
+
+
+def min_items_rule(n: int) -> str:
+    return f"must have at least {n} entr{'y' if n == 1 else 'ies'}"
+
+
+def any_required_rule(names) -> str:
+    return f"one of {', '.join(names)} is required"
+
+
+REQUIRED_RULE = "is required"
+EMPTY_KEY_RULE = "keys must not be empty"
+
+
+def ecma_regex(pattern: str):
+    """Compile a JSON Schema pattern: in ECMA-262 a final `$` is the end of input, in Python it is not."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def map_key(path: str, key: str) -> str:
+    return f"{path}[{key!r}]"
+
+
+# -- schema compiler --------------------------------------------------------------------------------------------
+
+_KNOWN = {"type", "properties", "required", "additionalProperties", "propertyNames", "items", "minItems", "enum",
+          "minimum", "maximum", "pattern", "anyOf", "description", "x-rule", "$schema"}
+
+
+def _compile(s: dict):
+    unknown = set(s) - _KNOWN
+    assert not unknown, f"schema keyword(s) the compiler does not know: {unknown}"
+    t = s["type"]
+    if t == "object":
+        return _compile_object(s)
+    if t == "array":
+        return _compile_array(s)
+    return _compile_scalar(s)
+
+
+def _is_bare(s: dict) -> bool:
+    return set(s) == {"type"} and s["type"] not in ("object", "array")
+
+
+def _compile_scalar(s: dict):
+    t = s["type"]
+    pytypes = _PY_TYPES[t]     # matched with `type(v) in`, so a bool (an int subclass) is not an integer
+    enum = s.get("enum")
+    members = frozenset(enum) if enum else None
+    lo, hi = s.get("minimum"), s.get("maximum")
+    rx = ecma_regex(s["pattern"]) if "pattern" in s else None
+    if members is None and lo is None and hi is None and rx is None:
+        def check(v, path):
+            if type(v) not in pytypes:
+                raise ConfigError(path, type_rule(t, v))
+        return check
+
+    def check(v, path):
+        if type(v) not in pytypes:
+            raise ConfigError(path, type_rule(t, v))
+        if members is not None and v not in members:
+            raise ConfigError(path, enum_rule(v, enum))
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ConfigError(path, range_rule(v, lo, hi))
+        if rx is not None and rx.search(v) is None:
+            raise ConfigError(path, pattern_rule(v, s))
+    return check
+
+
+def _compile_array(s: dict):
+    min_items = s.get("minItems", 0)
+    item_schema = s.get("items")
+    if item_schema is None:
+        def check(v, path):
+            if type(v) is not list:
+                raise ConfigError(path, type_rule("array", v))
+            if len(v) < min_items:
+                raise ConfigError(path, min_items_rule(min_items))
+        return check
+    if _is_bare(item_schema):      # arrays of plain strings/ints (env, args, paths): no per-item path building
+        item_type = item_schema["type"]
+        item_types = _PY_TYPES[item_type]
+
+        def check(v, path):
+            if type(v) is not list:
+                raise ConfigError(path, type_rule("array", v))
+            if len(v) < min_items:
+                raise ConfigError(path, min_items_rule(min_items))
+            for i, x in enumerate(v):
+                if type(x) not in item_types:
+                    raise ConfigError(f"{path}[{i}]", type_rule(item_type, x))
+        return check
+    item = _compile(item_schema)
+
+    def check(v, path):
+        if type(v) is not list:
+            raise ConfigError(path, type_rule("array", v))
+        if len(v) < min_items:
+            raise ConfigError(path, min_items_rule(min_items))
+        for i, x in enumerate(v):
+            item(x, f"{path}[{i}]")
+    return check
+
+
+def _compile_object(s: dict):
+    props = {k: _compile(sub) for k, sub in s.get("properties", {}).items()}
+    required = tuple(s.get("required", ()))
+    extra = s.get("additionalProperties")
+    extra = _compile(extra) if isinstance(extra, dict) else None
+    names = s.get("propertyNames")
+    assert names in (None, {"minLength": 1}), "propertyNames: only {'minLength': 1} is supported"
+    no_empty_keys = names is not None
+    any_of = []
+    for clause in s.get("anyOf", ()):
+        assert set(clause) == {"required"}, "anyOf: only clauses of 'required' are supported"
+        any_of.append(tuple(clause["required"]))
+    any_of = tuple(any_of)
+    any_of_names = tuple(n for clause in any_of for n in clause)
+
+    def check(v, path):
+        if type(v) is not dict:
+            raise ConfigError(path, type_rule("object", v))
+        for k in required:
+            if k not in v:
+                raise ConfigError(join(path, k), REQUIRED_RULE)
+        if any_of and not any(all(k in v for k in clause) for clause in any_of):
+            raise ConfigError(path, any_required_rule(any_of_names))
+        for k, x in v.items():
+            f = props.get(k)
+            if f is not None:
+                f(x, f"{path}.{k}" if path else k)
+            elif extra is not None:
+                if no_empty_keys and not k:
+                    raise ConfigError(path, EMPTY_KEY_RULE)
+                extra(x, map_key(path, k))
+            elif no_empty_keys and not k:
+                raise ConfigError(path, EMPTY_KEY_RULE)
+    return check
+
+
+_check_schema = _compile(CONFIG_SCHEMA)
+
+
+# -- semantic checks: the MUSTs a schema cannot say -------------------------------------------------------------
+# Each is a generator of (path, rule); it runs only on a document that passed the schema, so types are known.
+
+_SEMVER = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+                     r"(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)"
+                     r"(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+                     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?")
+_CAPABILITY = re.compile(r"CAP_[A-Z_]+")
+_ERRNO_ACTIONS = frozenset({"SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"})
+_CLOCKS = ("monotonic", "boottime")
+_HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+_NEEDS_NUMBERS = frozenset({"c", "b", "u"})
+
+
+def _namespaces(doc) -> dict:
+    """type -> path (None for a new namespace) of the namespaces listed; the first entry of a type wins."""
+    out = {}
+    for ns in doc.get("linux", {}).get("namespaces", ()):
+        out.setdefault(ns["type"], ns.get("path"))
+    return out
+
+
+def _oci_version(doc, ctx):
+    version = doc["ociVersion"]
+    m = _SEMVER.fullmatch(version)
+    if m is None:
+        yield "ociVersion", f"{version!r} is not a SemVer 2.0.0 version"
+    elif m.group(1) != "1":
+        yield "ociVersion", f"{version!r}: major version {m.group(1)} is not supported (1.x only)"
+
+
+def _root(doc, ctx):
+    bundle = ctx["bundle"]
+    if bundle is None:
+        return
+    path = os.path.join(bundle, doc["root"]["path"])      # an absolute root.path wins over the bundle
+    if not os.path.isdir(path):
+        yield "root.path", f"{path!r} is not a directory"
+
+
+def _process(doc, ctx):
+    proc = doc.get("process")
+    if proc is None:
+        if ctx["for_create"]:
+            yield "process", "is required to create a container"
+        return
+    if not proc.get("args"):
+        yield "process.args", "at least one entry is required"
+    if not proc["cwd"].startswith("/"):
+        yield "process.cwd", "must be absolute"
+    seen = {}
+    for i, rl in enumerate(proc.get("rlimits", ())):
+        if rl["type"] in seen:
+            yield f"process.rlimits[{i}].type", f"duplicate {rl['type']!r} (also rlimits[{seen[rl['type']]}])"
+        seen.setdefault(rl["type"], i)
+        if rl["soft"] > rl["hard"]:
+            yield f"process.rlimits[{i}].soft", f"{rl['soft']} is greater than hard {rl['hard']}"
+    caps = proc.get("capabilities", {})
+    for name in CAPABILITY_SETS:
+        for i, cap in enumerate(caps.get(name, ())):
+            if _CAPABILITY.fullmatch(cap) is None:
+                yield f"process.capabilities.{name}[{i}]", f"{cap!r} is not a capability name"
+    adj = proc.get("oomScoreAdj")
+    if adj is not None and not -1000 <= adj <= 1000:
+        yield "process.oomScoreAdj", f"{adj} is out of range -1000..1000"
+    prio = proc.get("ioPriority")
+    if prio is not None and not 0 <= prio["priority"] <= 7:
+        yield "process.ioPriority.priority", f"{prio['priority']} is out of range 0..7"
+
+
+def _linux_namespaces(doc, ctx):
+    seen = {}
+    for i, ns in enumerate(doc.get("linux", {}).get("namespaces", ())):
+        t = ns["type"]
+        if t in seen:
+            yield f"linux.namespaces[{i}].type", f"duplicate {t!r} (also namespaces[{seen[t]}])"
+        seen.setdefault(t, i)
+        if "path" in ns and not ns["path"].startswith("/"):
+            yield f"linux.namespaces[{i}].path", "must be absolute"
+
+
+def _needs_namespace(doc, ctx):
+    """Settings that can only be applied inside a namespace of the container's own (else they'd hit the host)."""
+    ns = ctx["namespaces"]
+    linux = doc.get("linux", {})
+    for key in ("hostname", "domainname"):
+        if doc.get(key) and "uts" not in ns:     # runc and crun refuse too: it would rename the host
+            yield key, "requires a uts namespace in linux.namespaces"
+    for key in ("uidMappings", "gidMappings"):
+        if linux.get(key) and "user" not in ns:
+            yield f"linux.{key}", "requires a user namespace in linux.namespaces"
+    offsets = linux.get("timeOffsets", {})
+    for clock in offsets:
+        if clock not in _CLOCKS:
+            yield map_key("linux.timeOffsets", clock), f"unknown clock (only {', '.join(_CLOCKS)})"
+    if offsets and ("time" not in ns or ns["time"] is not None):
+        yield "linux.timeOffsets", "requires a new time namespace (no path) in linux.namespaces"
+    if linux.get("netDevices") and "network" not in ns:
+        yield "linux.netDevices", "requires a network namespace in linux.namespaces"
+
+
+def _mounts(doc, ctx):
+    for i, m in enumerate(doc.get("mounts", ())):
+        has_uid, has_gid = "uidMappings" in m, "gidMappings" in m
+        if has_uid != has_gid:
+            missing = "gidMappings" if has_uid else "uidMappings"
+            yield f"mounts[{i}].{missing}", f"is required with {'uidMappings' if has_uid else 'gidMappings'}"
+        if not has_uid and "user" not in ctx["namespaces"]:
+            for opt in m.get("options", ()):
+                if opt == "idmap" or opt == "ridmap":
+                    yield f"mounts[{i}].options", f"{opt!r} needs uidMappings/gidMappings or a user namespace"
+
+
+def _hooks(doc, ctx):
+    hooks = doc.get("hooks", {})
+    for kind in _HOOK_KINDS:
+        for i, hook in enumerate(hooks.get(kind, ())):
+            if not hook["path"].startswith("/"):
+                yield f"hooks.{kind}[{i}].path", "must be absolute"
+
+
+def _devices(doc, ctx):
+    for i, dev in enumerate(doc.get("linux", {}).get("devices", ())):
+        if not dev["path"].startswith("/"):
+            yield f"linux.devices[{i}].path", "must be absolute"
+        if dev["type"] in _NEEDS_NUMBERS:
+            for key in ("major", "minor"):
+                if key not in dev:
+                    yield f"linux.devices[{i}].{key}", f"is required for type {dev['type']!r}"
+        mode = dev.get("fileMode")
+        if mode is not None and mode > 0o7777:
+            yield f"linux.devices[{i}].fileMode", f"{mode} has bits beyond permissions (max 4095 = 0o7777)"
+
+
+def _linux_paths(doc, ctx):
+    linux = doc.get("linux", {})
+    for key in ("maskedPaths", "readonlyPaths"):
+        for i, p in enumerate(linux.get(key, ())):
+            if not p.startswith("/"):
+                yield f"linux.{key}[{i}]", "must be absolute"
+
+
+def _seccomp(doc, ctx):
+    sc = doc.get("linux", {}).get("seccomp")
+    if sc is None:
+        return
+    if "listenerMetadata" in sc and "listenerPath" not in sc:
+        yield "linux.seccomp.listenerMetadata", "must not be set without listenerPath"
+    if "defaultErrnoRet" in sc and sc["defaultAction"] not in _ERRNO_ACTIONS:
+        yield "linux.seccomp.defaultErrnoRet", f"is not allowed with defaultAction {sc['defaultAction']}"
+    for i, rule in enumerate(sc.get("syscalls", ())):
+        if "errnoRet" in rule and rule["action"] not in _ERRNO_ACTIONS:
+            yield f"linux.seccomp.syscalls[{i}].errnoRet", f"is not allowed with action {rule['action']}"
+
+
+def _resources(doc, ctx):
+    cpu = doc.get("linux", {}).get("resources", {}).get("cpu", {})
+    quota, burst = cpu.get("quota"), cpu.get("burst")
+    if quota is not None and burst is not None and quota > 0 and burst > quota:
+        yield "linux.resources.cpu.burst", f"{burst} is greater than quota {quota}"
+
+
+def _personality(doc, ctx):
+    for i, flag in enumerate(doc.get("linux", {}).get("personality", {}).get("flags", ())):
+        yield f"linux.personality.flags[{i}]", f"{flag!r} is not supported (the spec defines no flags)"
+
+
+SEMANTIC_CHECKS = (_oci_version, _root, _process, _linux_namespaces, _needs_namespace, _mounts, _hooks, _devices,
+                   _linux_paths, _seccomp, _resources, _personality)
+
+
+def semantic_errors(doc: dict, bundle: str | None = None, for_create: bool = True):
+    """Yield a ConfigError for every semantic rule `doc` (which passed the schema) breaks."""
+    ctx = {"bundle": bundle, "for_create": for_create, "namespaces": _namespaces(doc)}
+    for check in SEMANTIC_CHECKS:
+        for path, rule in check(doc, ctx):
+            yield ConfigError(path, rule)
+
+
+def validate(doc: dict, bundle: str | None = None, for_create: bool = True, semantic: bool = True) -> None:
+    """Raise ConfigError on the first schema violation, then (if `semantic`) on the first semantic one.
+
+    bundle: the bundle directory, to check that root.path is a directory. for_create: `process` is required.
+    """
+    _check_schema(doc, "")
+    if semantic:
+        for err in semantic_errors(doc, bundle, for_create):
+            raise err

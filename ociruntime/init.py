@@ -1,0 +1,325 @@
+"""The child side of `create`: THE ordered init sequence, one step per line.
+
+Runs in the process forked by launch.py. It never returns into caller code: it ends in execve or os._exit, and any
+exception before READY travels to the parent as one ERR message (sync.py) that `create` prints.
+
+    stage 1 (the forked child, still in the runtime's namespaces)
+      1  non-dumpable                     before anything of ours can be seen from inside the container
+      2  move our fds out of the way      the --preserve-fds range 3..3+N-1 stays for the container
+      3  wait for GO                      the parent has put us in the container's cgroups
+      4  join namespaces given by path    setns, user first
+      5  new user namespace               unshare, parent writes uid/gid maps, become root in it
+      6  new namespaces                   unshare the rest in one call (cgroup ns after cgroup placement)
+      7  time offsets                     before the first child of the new time namespace
+      8  fork for pid/time namespaces     the grandchild is init (PID 1); the intermediate reports its pid and exits
+    stage 2 (init, in every namespace)
+      9  loopback up                      new network namespace only
+     10  rootfs: propagation, self-bind   rootfsPropagation, then rootfs becomes a mount point
+     11  mounts[]                         in order, destinations resolved inside the rootfs
+     12  /dev                             default devices, linux.devices, links
+     13  open the exec FIFO (O_PATH)      the state dir is gone from view after pivot
+     14  prestart/createRuntime hooks     run by the parent (runtime namespace), we wait
+     15  createContainer hooks            container namespaces, before pivot
+     16  pivot_root (or move + chroot)
+     17  console                          pty from the container's ptmx, master to --console-socket
+     18  masked and readonly paths        after every mount so mounts[] cannot undo them
+     19  read-only root
+     20  hostname, domainname, sysctl
+     21  oomScoreAdj, rlimits             rlimits before the user switch (raising needs privileges)
+     22  LSM exec labels, personality, scheduler, ioPriority, CPU affinity, memory policy
+     23  session keyring                  unless --no-new-keyring
+     24  cwd                              inside the new root, never a path or fd of the host
+     25  user switch keeping capabilities, then the five capability sets, umask
+     26  noNewPrivileges
+     27  close every fd not passed on; READY; block on the exec FIFO until `start`
+     28  startContainer hooks
+     29  seccomp                          last, so setup syscalls are not filtered
+     30  execve process.args
+"""
+import os
+import signal
+import sys
+
+from . import sync
+from .linux import syscalls as sc
+
+_HIGH_FD = 1000  # our own fds move up here, away from the caller's preserved range
+
+
+class InitArgs:
+    """What the parent hands to the child across fork (plain values; no parsing happens in the child)."""
+
+    __slots__ = ("cfg", "cid", "sock", "fifo", "console_fd", "no_pivot", "no_new_keyring", "preserve_fds",
+                 "cgroup_state", "debug", "fifo_w")
+
+    def __init__(self, **kw):
+        for k in self.__slots__:
+            setattr(self, k, kw.get(k))
+
+
+def main(a: InitArgs) -> None:
+    """Entry of the forked child. Never returns."""
+    try:
+        _stage1(a)
+    except BaseException as e:  # noqa: BLE001 — every failure becomes one message to the parent
+        _fail(a, e)
+    os._exit(0)
+
+
+def _fail(a, e):
+    msg = str(e) or e.__class__.__name__
+    try:
+        sync.send(a.sock, sync.ERR, msg)
+    except OSError:
+        sys.stderr.write(f"ociruntime init: {msg}\n")
+    os._exit(1)
+
+
+def _stage1(a: InitArgs):
+    from .linux import namespaces
+    cfg = a.cfg
+    lx = cfg.linux
+    sc.set_dumpable(False)                                       # 1
+    _move_own_fds(a)                                             # 2
+    sync.expect(a.sock, sync.GO)                                 # 3
+    namespaces.join(lx.namespaces)                               # 4
+    userns = lx.namespace("user")
+    if userns and not userns.path:                               # 5
+        sc.unshare(sc.CLONE_NEWUSER)
+        sync.send(a.sock, sync.MAPS)
+        sync.expect(a.sock, sync.GO)
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    sc.unshare(namespaces.new_flags(lx.namespaces))              # 6
+    timens = lx.namespace("time")
+    if timens and not timens.path and lx.time_offsets:           # 7
+        namespaces.write_time_offsets(lx.time_offsets)
+    if lx.namespace("pid") or (timens and not timens.path):      # 8
+        pid = os.fork()
+        if pid:
+            sync.send(a.sock, sync.PID, str(pid))
+            os._exit(0)
+    else:
+        sync.send(a.sock, sync.PID, str(os.getpid()))
+    _stage2(a)
+
+
+def _stage2(a: InitArgs):
+    from .linux import devices, mounts, rootfs
+    cfg, lx = a.cfg, a.cfg.linux
+    proc = cfg.process
+    in_userns = lx.namespace("user") is not None
+    if lx.namespace("network") and not lx.namespace("network").path:  # 9
+        from .linux import network
+        network.loopback_up()
+    rootfs.prepare(cfg.root_path, lx.rootfs_propagation)         # 10
+    mounts.mount_all(cfg.root_path, cfg.mounts, bundle=cfg.bundle,  # 11
+                     mount_label=lx.mount_label, cgroup_mount=_cgroup_mounter(a))
+    devices.setup_dev(cfg.root_path, lx.devices, in_userns=in_userns,  # 12
+                      dev_is_mounted=any(m.destination == "/dev" for m in cfg.mounts))
+    fifo = os.open(a.fifo, os.O_PATH | os.O_CLOEXEC)             # 13
+    if cfg.hooks.prestart or cfg.hooks.create_runtime:          # 14
+        sync.send(a.sock, sync.HOOKS)
+        sync.expect(a.sock, sync.GO)
+    if cfg.hooks.create_container:                               # 15
+        from .linux import hooks
+        hooks.run_all("createContainer", cfg.hooks.create_container, _state(a, "created"))
+    rootfs.pivot(cfg.root_path, bool(a.no_pivot))                # 16
+    if proc.terminal:                                            # 17
+        from .linux import console
+        master, slave = console.open_pty(proc.console_size)
+        console.send_master(a.console_fd, master)
+        os.close(master)
+        os.close(a.console_fd)
+        console.become_session_leader_on(slave)
+        rootfs.bind_console(slave)
+    rootfs.mask_paths(lx.masked_paths)                           # 18
+    rootfs.readonly_paths(lx.readonly_paths)
+    if cfg.root_readonly:                                        # 19
+        rootfs.remount_root_readonly()
+    if cfg.hostname is not None and lx.namespace("uts"):         # 20
+        sc.sethostname(cfg.hostname)
+    if cfg.domainname is not None and lx.namespace("uts"):
+        sc.setdomainname(cfg.domainname)
+    if lx.sysctl:
+        from .linux import sysctl
+        sysctl.apply(lx.sysctl)
+    _process_attributes(proc, lx)                                # 21, 22
+    if not a.no_new_keyring:                                     # 23
+        sc.keyctl_join_session_keyring(a.cid)
+    _chdir(proc.cwd)                                             # 24
+    _switch_user(proc)                                           # 25
+    if proc.no_new_privileges:                                   # 26
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    _close_foreign_fds(a)                                        # 27
+    argv0 = _lookup(proc)  # fail in create, not in start, when the program is missing
+    _wait_for_start(a, fifo)
+    try:
+        if cfg.hooks.start_container:                            # 28
+            from .linux import hooks
+            hooks.run_all("startContainer", cfg.hooks.start_container, _state(a, "running"))
+        if lx.seccomp:                                           # 29
+            from .linux import seccomp
+            seccomp.load(lx.seccomp, state=_state(a, "running"))
+        _restore_signals()
+        os.execve(argv0, list(proc.args), _env(proc))            # 30
+    except BaseException as e:  # noqa: BLE001 — the FIFO is still open: `start` reads this and fails
+        try:
+            os.write(a.fifo_w, f"exec {proc.args[0]}: {e}".encode())
+        finally:
+            os._exit(127)
+
+
+def _cgroup_mounter(a):
+    if not a.cgroup_state:
+        return None
+    ns = a.cfg.linux.namespace("cgroup")
+
+    def mount(dest, options):
+        from .linux import cgroups
+        cgroups.mount_cgroup(dest, read_only="ro" in options, cgroupns=ns is not None, manager_state=a.cgroup_state)
+    return mount
+
+
+def _process_attributes(proc, lx):
+    """Steps 21-22: each only when configured, so its module is only imported then."""
+    from .linux import procattrs
+    if proc.oom_score_adj is not None:
+        procattrs.apply_oom_score_adj(proc.oom_score_adj)
+    if proc.rlimits:
+        from .linux import rlimits
+        rlimits.apply(proc.rlimits)
+    if proc.apparmor_profile or proc.selinux_label:
+        from .linux import lsm
+        lsm.apply_exec_labels(proc)
+    if lx.personality:
+        procattrs.apply_personality(lx.personality)
+    if proc.scheduler:
+        procattrs.apply_scheduler(proc.scheduler)
+    if proc.io_priority:
+        procattrs.apply_io_priority(proc.io_priority)
+    if proc.exec_cpu_affinity:
+        procattrs.apply_cpu_affinity(proc.exec_cpu_affinity, "initial")
+    if lx.memory_policy:
+        procattrs.apply_memory_policy(lx.memory_policy)
+
+
+def _switch_user(proc):
+    from .linux import user
+    user.switch(proc.user, proc.capabilities)
+    user.apply_umask(proc.user)
+
+
+def _chdir(cwd: str):
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise sc.SyscallError("chdir", f"process.cwd {cwd}", e.errno) from None
+
+
+def _env(proc) -> dict:
+    env = {}
+    for kv in proc.env:
+        k, _, v = kv.partition("=")
+        env[k] = v
+    return env
+
+
+def _lookup(proc) -> str:
+    """Resolve process.args[0] with the container's PATH, inside the new root (runc's exec.LookPath)."""
+    name = proc.args[0]
+    if "/" in name:
+        if os.access(name, os.X_OK) and not os.path.isdir(name):
+            return name
+        raise sc.SyscallError("exec", f"process.args[0] {name}", 2 if not os.path.exists(name) else 13)
+    path = _env(proc).get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    for d in path.split(":"):
+        cand = os.path.join(d or ".", name)
+        if os.access(cand, os.X_OK) and not os.path.isdir(cand):
+            return cand
+    raise sc.SyscallError("exec", f'process.args[0] "{name}": executable file not found in $PATH', 2)
+
+
+def _state(a, status: str) -> dict:
+    st = {"ociVersion": a.cfg.oci_version, "id": a.cid, "status": status, "pid": _host_pid(),
+          "bundle": a.cfg.bundle}
+    if a.cfg.annotations:
+        st["annotations"] = a.cfg.annotations
+    return st
+
+
+def _host_pid() -> int:
+    # NSpid's first field is the pid in the outermost namespace we can see (the runtime's, before pivot)
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return os.getpid()
+
+
+# -- fds ------------------------------------------------------------------------------------------------------------
+
+def _move_own_fds(a):
+    """Our sync socket and console fd go to fds >= _HIGH_FD + N so the preserved range 3..3+N-1 is untouched."""
+    base = _HIGH_FD + (a.preserve_fds or 0)
+    import fcntl
+    for attr in ("console_fd",):
+        fd = getattr(a, attr)
+        if fd is not None and fd >= 0:
+            new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, base)
+            os.close(fd)
+            setattr(a, attr, new)
+    s = a.sock
+    new = fcntl.fcntl(s.fileno(), fcntl.F_DUPFD_CLOEXEC, base)
+    import socket
+    a.sock = socket.socket(fileno=new)
+    s.close()
+
+
+def _close_foreign_fds(a):
+    """Close everything above the preserved range except our own (CLOEXEC) fds: nothing else reaches the container."""
+    first = 3 + (a.preserve_fds or 0)
+    keep = sorted(int(n) for n in os.listdir("/proc/self/fd") if int(n) >= first)
+    own = {a.sock.fileno()} | ({a.console_fd} if a.console_fd is not None and a.console_fd >= 0 else set())
+    for fd in keep:
+        if fd in own:
+            continue
+        try:
+            flags = os.get_inheritable(fd)
+        except OSError:
+            continue
+        if flags:                     # inheritable and not ours: the caller's fd, it must not reach the container
+            os.close(fd)
+    for fd in range(3, first):        # the preserved range is passed on: make sure exec keeps it
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+
+
+def _wait_for_start(a, fifo_path_fd: int):
+    """Tell the parent we are ready, then block on the exec FIFO until `start` opens it."""
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        # as PID 1 of a new pid namespace, signals without a handler are ignored: `kill` of a created container
+        # must still end it (runc's Go init dies on these too)
+        signal.signal(s, lambda n, _f: os._exit(128 + n))
+    sync.send(a.sock, sync.READY)
+    a.sock.close()
+    w = os.open(f"/proc/self/fd/{fifo_path_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    os.close(fifo_path_fd)
+    os.write(w, b"1")
+    a.fifo_w = w
+
+
+def _restore_signals():
+    """Python ignores SIGPIPE and SIGXFSZ and handles SIGINT; the container's process starts with defaults."""
+    for s in range(1, signal.NSIG):
+        try:
+            if signal.getsignal(s) not in (signal.SIG_DFL, None):
+                signal.signal(s, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])

@@ -1,0 +1,171 @@
+"""The parent side of `create`: validate, reserve the id, fork init, answer its sync requests (id maps, cgroups,
+hooks), record the state and the pid file. Every step that can fail registers its undo, so a failed create leaves
+no state dir, cgroup or process behind (mounts live in the container's mount namespace and die with it).
+"""
+import os
+import signal
+import time
+
+from . import sync
+from .errors import ConfigError, RuntimeErr
+from .state import ContainerState, proc_start_time, write_atomic
+
+
+class CreateOptions:
+    __slots__ = ("bundle", "pid_file", "console_socket", "console_fd", "no_pivot", "no_new_keyring", "preserve_fds")
+
+    def __init__(self, bundle=".", pid_file=None, console_socket=None, console_fd=None, no_pivot=False,
+                 no_new_keyring=False, preserve_fds=0):
+        self.bundle, self.pid_file, self.console_socket, self.console_fd = bundle, pid_file, console_socket, console_fd
+        self.no_pivot, self.no_new_keyring, self.preserve_fds = no_pivot, no_new_keyring, preserve_fds
+
+
+def _rfc3339_now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%09dZ" % int((t % 1) * 1e9)
+
+
+def _preserved_fds(n: int) -> int:
+    """--preserve-fds N, plus systemd socket activation's LISTEN_FDS (passed on as runc does)."""
+    try:
+        listen = int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        listen = 0
+    return max(n, listen)
+
+
+def _check_supported(cfg, g):
+    lx = cfg.linux
+    if cfg.process is None:
+        raise ConfigError("process", "is required to create a container")
+    if not lx.namespace("mount"):
+        raise ConfigError("linux.namespaces", "a mount namespace is required (pivot_root would change the host's root)")
+    if cfg.process.terminal is False:
+        return
+    return
+
+
+def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> ContainerState:
+    """Create the container `cid` from the bundle; return its (unlocked) state. Raises with rollback done."""
+    from .config import model
+    bundle = os.path.abspath(o.bundle)
+    cfg, doc = model.load(bundle)
+    _check_supported(cfg, g)
+    if cfg.process.terminal and o.console_socket is None and o.console_fd is None:
+        raise ConfigError("process.terminal", "is true but no --console-socket was given to receive the pty master")
+    st = ContainerState.new(g.root, cid, {
+        "pid": 0, "creating": True, "bundle": bundle, "rootfs": cfg.root_path, "ociVersion": cfg.oci_version,
+        "created": _rfc3339_now(), "annotations": cfg.annotations})
+    undo = [st.remove]
+    pid = init_pid = 0
+    try:
+        os.mkfifo(st.fifo, 0o622)
+        mgr = _cgroup_manager(g, cfg, cid)
+        if mgr is not None:
+            mgr.create()
+            undo.append(mgr.destroy)
+        console_fd = o.console_fd
+        if cfg.process.terminal and console_fd is None:
+            from .linux import console
+            console_fd = console.connect(o.console_socket)
+            undo.append(lambda: os.close(console_fd))
+        parent_sock, child_sock = sync.pair()
+        undo.append(parent_sock.close)
+        if subreaper:
+            from .linux import syscalls
+            syscalls.set_child_subreaper()
+        from . import init
+        args = init.InitArgs(cfg=cfg, cid=cid, sock=child_sock, fifo=st.fifo, console_fd=console_fd,
+                             no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
+                             preserve_fds=_preserved_fds(o.preserve_fds or 0),
+                             cgroup_state=mgr.to_state() if mgr else None, debug=g.debug)
+        pid = os.fork()
+        if pid == 0:
+            parent_sock.close()
+            init.main(args)          # never returns
+        child_sock.close()
+        undo.append(lambda: _kill_and_reap(pid, init_pid))
+        if mgr is not None:          # before GO: the child is in its cgroups before it unshares or forks init
+            mgr.apply(pid)
+            if cfg.linux.resources:
+                mgr.set(cfg.linux.resources)
+        sync.send(parent_sock, sync.GO)
+        init_pid = _serve(g, parent_sock, pid, cfg, cid, bundle, lambda p: None)
+        if init_pid != pid:
+            os.waitpid(pid, 0)       # the intermediate exits once it has forked init
+        st.facts.update(pid=init_pid, start_time=proc_start_time(init_pid), creating=False)
+        st.facts.pop("creating")
+        if mgr is not None:
+            st.facts["cgroup"] = mgr.to_state()
+        if doc.get("hooks"):
+            st.facts["hooks"] = doc["hooks"]
+        st.save()
+        if o.pid_file:
+            write_atomic(os.path.abspath(o.pid_file), str(init_pid).encode(), 0o644)
+        parent_sock.close()
+        if o.console_fd is None and cfg.process.terminal:
+            os.close(console_fd)
+        st.release()
+        return st
+    except BaseException:
+        for fn in reversed(undo):
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 — best effort; the original error is what the user needs
+                pass
+        raise
+
+
+def _serve(g, sock, pid, cfg, cid, bundle, _unused) -> int:
+    """Answer the child's requests until READY; return init's host pid."""
+    init_pid = 0
+    while True:
+        tag, payload = sync.expect(sock, sync.MAPS, sync.PID, sync.HOOKS, sync.READY)
+        if tag == sync.MAPS:
+            from .linux import namespaces
+            namespaces.write_id_maps(pid, cfg.linux.uid_mappings, cfg.linux.gid_mappings)
+            sync.send(sock, sync.GO)
+        elif tag == sync.PID:
+            init_pid = int(payload)
+        elif tag == sync.HOOKS:
+            from .linux import hooks
+            state = hooks.state_doc(cid, "creating", init_pid, bundle, cfg.annotations, cfg.oci_version)
+            hooks.run_all("prestart", cfg.hooks.prestart, state)
+            hooks.run_all("createRuntime", cfg.hooks.create_runtime, state)
+            sync.send(sock, sync.GO)
+        else:
+            return init_pid
+
+
+def _cgroup_manager(g, cfg, cid):
+    from .linux import cgroups
+    if not hasattr(cgroups, "manager_for"):
+        return None
+    return cgroups.manager_for(cfg.linux.cgroups_path, cid, systemd=g.systemd_cgroup)
+
+
+def _kill_and_reap(pid: int, init_pid: int):
+    for p in {pid, init_pid} - {0}:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for p in {pid, init_pid} - {0}:
+        try:
+            os.waitpid(p, 0)
+        except ChildProcessError:
+            wait_gone(p, 2.0)
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Wait until pid (not necessarily our child) has exited. True if it did within timeout."""
+    from .linux import syscalls
+    try:
+        fd = syscalls.pidfd_open(pid)
+    except RuntimeErr:
+        return True
+    try:
+        import select
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)

@@ -1,0 +1,61 @@
+"""Hooks (config.md "POSIX-platform Hooks"): run one hook with the container state on stdin, its args and env,
+bounded by its timeout. Which hooks run where and when is the caller's business (launch.py, init.py, cli)."""
+import json
+import os
+import subprocess
+
+from ..errors import RuntimeErr
+
+
+class HookError(RuntimeErr):
+    pass
+
+
+def run_all(kind: str, hooks, state: dict) -> None:
+    """Run hooks of one kind in order; the first failure raises HookError naming hooks.<kind>[i]."""
+    data = json.dumps(state).encode()
+    for i, h in enumerate(hooks):
+        where = f"hooks.{kind}[{i}] {h.path}"
+        args = list(h.args) or [h.path]
+        try:
+            p = subprocess.run(args, executable=h.path, input=data, env=_env(h.env), capture_output=True,
+                               timeout=h.timeout, close_fds=True)
+        except subprocess.TimeoutExpired:
+            raise HookError(f"{where}: timed out after {h.timeout}s") from None
+        except OSError as e:
+            raise HookError(f"{where}: {e.strerror}") from None
+        if p.returncode != 0:
+            err = p.stderr.decode(errors="replace").strip().splitlines()
+            why = f"exit status {p.returncode}" if p.returncode > 0 else f"killed by signal {-p.returncode}"
+            raise HookError(f"{where}: {why}" + (f": {err[-1]}" if err else ""))
+
+
+def _env(env):
+    out = {}
+    for kv in env:
+        k, _, v = kv.partition("=")
+        out[k] = v
+    return out
+
+
+def hooks_from_raw(raw: dict | None, kind: str):
+    """Rebuild Hook objects from the raw hooks document stored in the state (for poststart/poststop)."""
+    from ..config.model import _hooks
+    return _hooks((raw or {}).get(kind))
+
+
+def poststop_all(hooks, state: dict, log) -> None:
+    """poststop: a failure is logged and the rest still run (runtime.md: delete continues)."""
+    for i, h in enumerate(hooks):
+        try:
+            run_all("poststop", (h,), state)
+        except HookError as e:
+            log.warn(str(e).replace("hooks.poststop[0]", f"hooks.poststop[{i}]"))
+
+
+def state_doc(cid: str, status: str, pid: int, bundle: str, annotations: dict, version="1.3.0") -> dict:
+    st = {"ociVersion": version, "id": cid, "status": status, "pid": pid, "bundle": bundle}
+    if annotations:
+        st["annotations"] = annotations
+    return st
+

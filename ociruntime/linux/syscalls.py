@@ -1,0 +1,301 @@
+"""ctypes for the system calls the os module lacks. Every wrapper raises SyscallError(call, target, errno).
+
+Only this module touches libc directly; callers never check return codes.
+"""
+import ctypes
+import os
+
+from ..errors import SyscallError
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+# x86_64 syscall numbers for calls glibc 2.36 has no wrapper for (or wraps badly).
+_NR = {
+    "pivot_root": 155, "setns": 308, "unshare": 272, "pidfd_open": 434, "pidfd_send_signal": 424,
+    "close_range": 436, "open_tree": 428, "move_mount": 429, "mount_setattr": 442, "openat2": 437,
+    "sched_setattr": 314, "ioprio_set": 251, "set_mempolicy": 238, "personality": 135,
+}
+
+# clone / unshare flags
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+
+# mount flags
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOSYMFOLLOW = 256
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_SILENT = 32768
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+
+MNT_DETACH = 2
+UMOUNT_NOFOLLOW = 8
+
+# mount_setattr / open_tree
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+AT_SYMLINK_NOFOLLOW = 0x100
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 4
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_IDMAP = 0x100000
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+
+# openat2 resolve flags
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+
+def _check(ret, call, target=""):
+    if ret < 0:
+        raise SyscallError(call, target, ctypes.get_errno())
+    return ret
+
+
+def _b(path):
+    return None if path is None else os.fsencode(path)
+
+
+def mount(source, target, fstype, flags=0, data=None):
+    """mount(2). The error names source -> target."""
+    ret = _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
+    if ret < 0:
+        desc = f"{source} -> {target}" if source else str(target)
+        raise SyscallError("mount", desc, ctypes.get_errno())
+
+
+def umount2(target, flags=0):
+    _check(_libc.umount2(_b(target), flags), "umount", target)
+
+
+def pivot_root(new_root, put_old):
+    _check(_syscall(_NR["pivot_root"], _b(new_root), _b(put_old)), "pivot_root", new_root)
+
+
+def setns(fd, nstype=0, what=""):
+    _check(_syscall(_NR["setns"], fd, nstype), "setns", what)
+
+
+def unshare(flags):
+    _check(_syscall(_NR["unshare"], flags), "unshare", hex(flags))
+
+
+def pidfd_open(pid, flags=0):
+    return _check(_syscall(_NR["pidfd_open"], pid, flags), "pidfd_open", str(pid))
+
+
+def pidfd_send_signal(pidfd, sig):
+    _check(_syscall(_NR["pidfd_send_signal"], pidfd, sig, None, 0), "pidfd_send_signal", str(sig))
+
+
+def close_range(first, last=0xFFFFFFFF, flags=0):
+    """close every fd in [first, last]; falls back to a loop on kernels without close_range."""
+    ret = _syscall(_NR["close_range"], ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))
+    if ret < 0:
+        os.closerange(first, min(last, 65536))
+
+
+def sethostname(name):
+    b = name.encode()
+    _check(_libc.sethostname(b, len(b)), "sethostname", name)
+
+
+def setdomainname(name):
+    b = name.encode()
+    _check(_libc.setdomainname(b, len(b)), "setdomainname", name)
+
+
+def open_tree(dfd, path, flags):
+    return _check(_syscall(_NR["open_tree"], dfd, _b(path), ctypes.c_uint(flags)), "open_tree", path)
+
+
+def move_mount(from_dfd, from_path, to_dfd, to_path, flags):
+    _check(_syscall(_NR["move_mount"], from_dfd, _b(from_path), to_dfd, _b(to_path), ctypes.c_uint(flags)),
+           "move_mount", to_path)
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def mount_setattr(dfd, path, flags, attr_set=0, attr_clr=0, propagation=0, userns_fd=0, what=""):
+    a = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
+    _check(_syscall(_NR["mount_setattr"], dfd, _b(path), ctypes.c_uint(flags), ctypes.byref(a),
+                    ctypes.c_size_t(ctypes.sizeof(a))), "mount_setattr", what or path)
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dfd, path, flags, mode=0, resolve=0):
+    how = _OpenHow(flags, mode, resolve)
+    return _check(_syscall(_NR["openat2"], dfd, _b(path), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))),
+                  "openat2", path)
+
+
+def personality(persona):
+    return _check(_syscall(_NR["personality"], ctypes.c_ulong(persona)), "personality", hex(persona))
+
+
+def ioprio_set(which, who, ioprio):
+    _check(_syscall(_NR["ioprio_set"], which, who, ioprio), "ioprio_set", str(ioprio))
+
+
+def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
+    return _check(_libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(arg4),
+                              ctypes.c_ulong(arg5)), "prctl", str(option))
+
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
+PR_SET_SECCOMP = 22
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def set_dumpable(on: bool):
+    prctl(PR_SET_DUMPABLE, 1 if on else 0)
+
+
+def set_child_subreaper():
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def keyctl_join_session_keyring(name=None):
+    """keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a new session keyring for the container."""
+    KEYCTL_JOIN_SESSION_KEYRING = 1
+    ret = _syscall(250, KEYCTL_JOIN_SESSION_KEYRING, _b(name))
+    if ret < 0:
+        err = ctypes.get_errno()
+        # ENOSYS: no keyrings in this kernel; EDQUOT/EACCES: not fatal, as runc treats them
+        import errno
+        if err not in (errno.ENOSYS, errno.EDQUOT, errno.EACCES, errno.EPERM):
+            raise SyscallError("keyctl join session keyring", name or "", err)
+
+
+# --- appended for linux/paths, mounts, devices, rootfs ---
+MS_I_VERSION = 1 << 23
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+PROC_SUPER_MAGIC = 0x9FA0
+DEVPTS_SUPER_MAGIC = 0x1CD1
+CGROUP2_SUPER_MAGIC = 0x63677270
+TMPFS_MAGIC = 0x01021994
+
+
+class _Statfs(ctypes.Structure):
+    _fields_ = [("f_type", ctypes.c_long), ("f_bsize", ctypes.c_long), ("f_blocks", ctypes.c_ulong),
+                ("f_bfree", ctypes.c_ulong), ("f_bavail", ctypes.c_ulong), ("f_files", ctypes.c_ulong),
+                ("f_ffree", ctypes.c_ulong), ("f_fsid", ctypes.c_int * 2), ("f_namelen", ctypes.c_long),
+                ("f_frsize", ctypes.c_long), ("f_flags", ctypes.c_long), ("f_spare", ctypes.c_long * 4)]
+
+
+def statfs_type(path):
+    """statfs(2) f_type: the filesystem's magic number (os.statvfs does not report it)."""
+    buf = _Statfs()
+    _check(_libc.statfs(_b(path), ctypes.byref(buf)), "statfs", path)
+    return buf.f_type & 0xFFFFFFFF
+
+
+# --- capabilities, scheduler, NUMA (appended for linux/capabilities.py, linux/procattrs.py) ---
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+_NR.update({"capget": 125, "capset": 126})
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def capget(pid=0):
+    """capget(2) v3: (effective, permitted, inheritable) as 64-bit masks."""
+    hdr, data = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid), (_CapData * 2)()
+    _check(_syscall(_NR["capget"], ctypes.byref(hdr), data), "capget", str(pid))
+    join = lambda f: getattr(data[0], f) | (getattr(data[1], f) << 32)  # noqa: E731
+    return join("effective"), join("permitted"), join("inheritable")
+
+
+def capset(effective, permitted, inheritable):
+    """capset(2) v3 on the calling thread, from 64-bit masks."""
+    hdr, data = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
+    for i in (0, 1):
+        data[i].effective = (effective >> (32 * i)) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> (32 * i)) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> (32 * i)) & 0xFFFFFFFF
+    _check(_syscall(_NR["capset"], ctypes.byref(hdr), data), "capset",
+           f"eff={effective:#x} prm={permitted:#x} inh={inheritable:#x}")
+
+
+class SchedAttr(ctypes.Structure):
+    """struct sched_attr (SCHED_ATTR_SIZE_VER1, 56 bytes)."""
+    _fields_ = [("size", ctypes.c_uint32), ("sched_policy", ctypes.c_uint32), ("sched_flags", ctypes.c_uint64),
+                ("sched_nice", ctypes.c_int32), ("sched_priority", ctypes.c_uint32),
+                ("sched_runtime", ctypes.c_uint64), ("sched_deadline", ctypes.c_uint64),
+                ("sched_period", ctypes.c_uint64), ("sched_util_min", ctypes.c_uint32),
+                ("sched_util_max", ctypes.c_uint32)]
+
+
+def sched_setattr(pid, attr: SchedAttr, flags=0):
+    attr.size = ctypes.sizeof(SchedAttr)
+    _check(_syscall(_NR["sched_setattr"], pid, ctypes.byref(attr), ctypes.c_uint(flags)), "sched_setattr",
+           f"policy {attr.sched_policy}")
+
+
+def set_mempolicy(mode, nodes=()):
+    """set_mempolicy(2): `mode` includes the MPOL_F_* flags; `nodes` an iterable of node numbers."""
+    nodes = tuple(nodes)
+    maxnode = (max(nodes) + 1) if nodes else 0
+    words = (ctypes.c_ulong * max(1, (maxnode + 63) // 64))()
+    for n in nodes:
+        words[n // 64] |= 1 << (n % 64)
+    # the kernel reads maxnode-1 bits; pass one more than the highest node (and 0 with no nodes at all)
+    _check(_syscall(_NR["set_mempolicy"], ctypes.c_int(mode), words if nodes else None,
+                    ctypes.c_ulong(maxnode + 1 if nodes else 0)), "set_mempolicy", f"mode {mode:#x}")

@@ -1,0 +1,52 @@
+"""process.user: become the container user while keeping the configured capabilities; process.user.umask.
+
+runc's finalizeNamespace order: bounding set first (dropping needs CAP_SETPCAP, which the uid change takes
+away), keep-caps so the permitted set survives setresuid, groups before gid before uid (each needs the
+privilege the next one removes), then the capability sets proper, then keep-caps off again.
+"""
+import errno
+import os
+
+from . import capabilities
+from . import syscalls as sc
+
+_nolog = lambda msg: None  # noqa: E731
+
+
+def setgroups_allowed(proc_root="/proc") -> bool:
+    """False when a user namespace was set up with setgroups 'deny' (then setgroups(2) fails with EPERM)."""
+    try:
+        with open(f"{proc_root}/self/setgroups", "rb") as f:
+            return f.read().strip() != b"deny"
+    except FileNotFoundError:
+        return True
+
+
+def _call(fn, args, call, target):
+    try:
+        fn(*args)
+    except OSError as e:
+        raise sc.SyscallError(call, target, e.errno) from None
+
+
+def switch(user, caps, *, debug=_nolog, warn=_nolog) -> None:
+    """Change to user.uid/gid/additionalGids keeping exactly `caps` (the five sets).
+
+    caps None: like runc, an absent process.capabilities means empty sets (bounding included) — the container
+    process holds no capabilities at all."""
+    capabilities.drop_bounding(caps, debug=debug)              # needs CAP_SETPCAP: before the uid change
+    sc.prctl(sc.PR_SET_KEEPCAPS, 1)                            # keep the permitted set across setresuid
+    if setgroups_allowed():
+        _call(os.setgroups, (list(user.additional_gids),), "setgroups",
+              f"process.user.additionalGids={list(user.additional_gids)}")
+    elif user.additional_gids:
+        raise sc.SyscallError("setgroups", "process.user.additionalGids (user namespace has setgroups=deny)", errno.EPERM)
+    _call(os.setresgid, (user.gid,) * 3, "setresgid", f"process.user.gid={user.gid}")
+    _call(os.setresuid, (user.uid,) * 3, "setresuid", f"process.user.uid={user.uid}")
+    sc.prctl(sc.PR_SET_KEEPCAPS, 0)                            # only mattered for the uid change above
+    capabilities.apply_sets(caps, debug=debug, warn=warn)      # effective was cleared by the uid change
+
+
+def apply_umask(user) -> None:
+    """process.user.umask, default 0022 when unset."""
+    os.umask(0o022 if user.umask is None else user.umask)

@@ -1,0 +1,177 @@
+"""The state store: one directory per container under --root.
+
+    <root>/<id>/state.json   facts (pid, its /proc start time, bundle, created, annotations, cgroup, hooks...)
+    <root>/<id>/exec.fifo    exists while the container is `created`; `start` consumes it
+
+Facts are stored, the status is derived each time from the live process (guarded against pid reuse by comparing the
+/proc start time), the exec FIFO and the freezer. Writes are atomic (write a temp file, rename). A per-container lock
+(flock on the directory) serialises commands that change one container.
+"""
+import fcntl
+import json
+import os
+import re
+
+from .errors import StateError
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$")
+STATE_FILE = "state.json"
+FIFO = "exec.fifo"
+
+
+def check_id(cid: str):
+    if not _ID_RE.match(cid) or cid in (".", ".."):
+        raise StateError(f"invalid container id {cid!r}: use letters, digits and _ . + - (not starting with one of _.+-)")
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat, or None if the process is gone (or a zombie: it has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rindex(b")") + 2:].split()
+    if rest[0] == b"Z" or rest[0] == b"X":
+        return None
+    return int(rest[19])
+
+
+def write_atomic(path: str, data: bytes, mode=0o600):
+    tmp = f"{path}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+class ContainerState:
+    """One container's stored facts plus the derived status."""
+
+    __slots__ = ("root", "id", "dir", "facts", "_lockfd")
+
+    def __init__(self, root: str, cid: str, facts: dict):
+        self.root, self.id, self.dir, self.facts = root, cid, os.path.join(root, cid), facts
+        self._lockfd = -1
+
+    # -- construction -------------------------------------------------------------------------------------------
+    @classmethod
+    def new(cls, root: str, cid: str, facts: dict) -> "ContainerState":
+        """Reserve the id: mkdir is the atomic test-and-set; the lock is held until release()."""
+        check_id(cid)
+        os.makedirs(root, mode=0o711, exist_ok=True)
+        st = cls(root, cid, facts)
+        try:
+            os.mkdir(st.dir, 0o711)
+        except FileExistsError:
+            raise StateError(f"container with id exists: {cid}") from None
+        st.lock()
+        st.save()
+        return st
+
+    @classmethod
+    def load(cls, root: str, cid: str, lock: bool = False) -> "ContainerState":
+        check_id(cid)
+        st = cls(root, cid, {})
+        if lock:
+            st.lock()
+        try:
+            with open(os.path.join(st.dir, STATE_FILE), "rb") as f:
+                st.facts = json.loads(f.read())
+        except FileNotFoundError:
+            st.release()
+            if os.path.isdir(st.dir):
+                # the id is reserved but create has not written its facts yet
+                st.facts = {"pid": 0, "creating": True}
+                return st
+            raise StateError(f"container does not exist: {cid}") from None
+        return st
+
+    @staticmethod
+    def ids(root: str) -> list[str]:
+        try:
+            return sorted(n for n in os.listdir(root) if os.path.isfile(os.path.join(root, n, STATE_FILE)))
+        except FileNotFoundError:
+            return []
+
+    # -- lock ---------------------------------------------------------------------------------------------------
+    def lock(self):
+        try:
+            fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise StateError(f"container does not exist: {self.id}") from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not os.path.isdir(self.dir):  # deleted while we waited
+            os.close(fd)
+            raise StateError(f"container does not exist: {self.id}")
+        self._lockfd = fd
+
+    def release(self):
+        if self._lockfd >= 0:
+            os.close(self._lockfd)
+            self._lockfd = -1
+
+    # -- facts --------------------------------------------------------------------------------------------------
+    def save(self):
+        write_atomic(os.path.join(self.dir, STATE_FILE), json.dumps(self.facts).encode())
+
+    @property
+    def pid(self) -> int:
+        return self.facts.get("pid", 0)
+
+    @property
+    def fifo(self) -> str:
+        return os.path.join(self.dir, FIFO)
+
+    def alive(self) -> bool:
+        """The init process still runs and is the one we started (start time matches)."""
+        pid = self.pid
+        return pid > 0 and proc_start_time(pid) == self.facts.get("start_time")
+
+    def status(self) -> str:
+        if self.facts.get("creating") or not self.pid:
+            return "creating"
+        if not self.alive():
+            return "stopped"
+        if os.path.exists(self.fifo):
+            return "created"
+        cg = self.facts.get("cgroup")
+        if cg:
+            from .linux import cgroups
+            try:
+                if cgroups.manager_from_state(cg).is_frozen():
+                    return "paused"
+            except OSError:
+                pass
+        return "running"
+
+    def oci_state(self) -> dict:
+        """The runtime-spec state document (runtime.md "State")."""
+        status = self.status()
+        # runc's field order and extras (rootfs, created, owner) so go-runc's State parses it unchanged
+        st = {"ociVersion": self.facts.get("ociVersion", "1.3.0"), "id": self.id,
+              "pid": self.pid if status in ("created", "running", "paused") else 0, "status": status,
+              "bundle": self.facts.get("bundle", ""), "rootfs": self.facts.get("rootfs", ""),
+              "created": self.facts.get("created", ""), "owner": ""}
+        if self.facts.get("annotations"):
+            st["annotations"] = self.facts["annotations"]
+        return st
+
+    def remove(self):
+        for name in (STATE_FILE, FIFO):
+            try:
+                os.unlink(os.path.join(self.dir, name))
+            except FileNotFoundError:
+                pass
+        for name in os.listdir(self.dir) if os.path.isdir(self.dir) else ():
+            try:
+                os.unlink(os.path.join(self.dir, name))
+            except OSError:
+                pass
+        try:
+            os.rmdir(self.dir)
+        except FileNotFoundError:
+            pass
+        self.release()

@@ -1,0 +1,46 @@
+"""The parent/child channel of `create` (and `exec`): a SOCK_SEQPACKET socketpair, one message per packet.
+
+A message is `TAG` or `TAG payload` (UTF-8). The sequence, child side first:
+
+    child  -> parent   MAPS                 a new user namespace exists: write uid_map/gid_map for me
+    parent -> child    GO                   maps written (or: placed in cgroup, hooks done — every ack is GO)
+    child  -> parent   PID <host pid>       init's pid as the runtime sees it (sent by the intermediate after fork)
+    child  -> parent   HOOKS                namespaces and mounts are ready: run prestart + createRuntime hooks
+    parent -> child    GO
+    child  -> parent   READY                setup done, blocking on the exec FIFO now
+    child  -> parent   ERR <message>        any failure; the child then exits. `create` prints the message.
+
+The parent always answers a request before the child goes on, so every step is ordered.
+"""
+import socket
+
+from .errors import InitError
+
+MAPS, GO, PID, HOOKS, READY, ERR = "MAPS", "GO", "PID", "HOOKS", "READY", "ERR"
+
+
+def pair():
+    """(parent_end, child_end); both close-on-exec, so neither reaches the container's process."""
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+
+def send(sock, tag: str, payload: str = ""):
+    sock.send((tag + (" " + payload if payload else "")).encode())
+
+
+def recv(sock) -> tuple[str, str]:
+    """Next message; EOF (peer died without a word) becomes an InitError."""
+    data = sock.recv(65536)
+    if not data:
+        raise InitError("container init exited without reporting (see its stderr)")
+    tag, _, payload = data.decode(errors="replace").partition(" ")
+    return tag, payload
+
+
+def expect(sock, *tags: str) -> tuple[str, str]:
+    tag, payload = recv(sock)
+    if tag == ERR:
+        raise InitError(payload)
+    if tag not in tags:
+        raise InitError(f"sync: expected {'/'.join(tags)}, got {tag}")
+    return tag, payload
