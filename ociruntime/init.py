@@ -57,6 +57,37 @@ class InitArgs:
             setattr(self, k, kw.get(k))
 
 
+def preload(cfg) -> None:
+    """Import, before fork, every module the init sequence will need for this config: after pivot_root the
+    runtime's own files (and the interpreter's library) are no longer reachable from init."""
+    import importlib
+    lx, proc = cfg.linux, cfg.process
+    need = ["fcntl", "socket", "json", "ociruntime.linux.namespaces", "ociruntime.linux.rootfs",
+            "ociruntime.linux.mounts", "ociruntime.linux.devices", "ociruntime.linux.paths", "ociruntime.linux.user",
+            "ociruntime.linux.capabilities", "ociruntime.linux.rlimits"]
+    if lx.namespace("network") and not lx.namespace("network").path:
+        need.append("ociruntime.linux.network")
+    if proc.terminal:
+        need.append("ociruntime.linux.console")
+    if lx.sysctl:
+        need.append("ociruntime.linux.sysctl")
+    if proc.apparmor_profile or proc.selinux_label:
+        need.append("ociruntime.linux.lsm")
+    if proc.oom_score_adj is not None or lx.personality or proc.scheduler or proc.io_priority or \
+            proc.exec_cpu_affinity or lx.memory_policy:
+        need.append("ociruntime.linux.procattrs")
+    if any(m.type == "cgroup" for m in cfg.mounts):
+        need.append("ociruntime.linux.cgroups")
+    if cfg.hooks.create_container or cfg.hooks.start_container:
+        need += ["ociruntime.linux.hooks", "subprocess"]
+    if lx.seccomp:
+        need.append("ociruntime.linux.seccomp")
+    for name in need:
+        mod = importlib.import_module(name)
+        if hasattr(mod, "preload"):
+            mod.preload()   # a module's own lazy imports (python-prctl, libseccomp...)
+
+
 def main(a: InitArgs) -> None:
     """Entry of the forked child. Never returns."""
     try:
@@ -183,7 +214,9 @@ def _cgroup_mounter(a):
 
 def _process_attributes(proc, lx):
     """Steps 21-22: each only when configured, so its module is only imported then."""
-    from .linux import procattrs
+    if proc.oom_score_adj is not None or lx.personality or proc.scheduler or proc.io_priority or \
+            proc.exec_cpu_affinity or lx.memory_policy:
+        from .linux import procattrs
     if proc.oom_score_adj is not None:
         procattrs.apply_oom_score_adj(proc.oom_score_adj)
     if proc.rlimits:

@@ -75,6 +75,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
             from .linux import syscalls
             syscalls.set_child_subreaper()
         from . import init
+        init.preload(cfg)
         args = init.InitArgs(cfg=cfg, cid=cid, sock=child_sock, fifo=st.fifo, console_fd=console_fd,
                              no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
                              preserve_fds=_preserved_fds(o.preserve_fds or 0),
@@ -82,6 +83,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         pid = os.fork()
         if pid == 0:
             parent_sock.close()
+            st.release()             # the flock lives on the shared open file: the child must not keep it
             init.main(args)          # never returns
         child_sock.close()
         undo.append(lambda: _kill_and_reap(pid, init_pid))

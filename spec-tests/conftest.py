@@ -1,0 +1,163 @@
+"""Fixtures for spec-tests: real busybox containers driven through the `ociruntime` executable.
+
+Every container gets a relative cgroupsPath (below the test process's own cgroups) and a temporary --root; the
+session fixture fails the run if any state dir, mount, cgroup or process is left behind.
+"""
+import json
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXE = os.path.join(REPO, ".venv", "bin", "ociruntime")
+BASE_BUNDLE = os.path.join(REPO, "build", "bundle")
+CGROUP_PARENT = "ociruntime-test"
+
+
+def _mounts():
+    with open("/proc/self/mountinfo") as f:
+        return {line.split()[4] for line in f}
+
+
+def _cgroup_dirs():
+    found = set()
+    for ctrl in ("memory", "pids", "cpu", "devices", "freezer", "blkio", "cpuset", "unified"):
+        with open("/proc/self/cgroup") as f:
+            own = next((ln.split(":", 2)[2].strip() for ln in f
+                        if ctrl in ln.split(":")[1].split(",") or (ctrl == "unified" and ln.startswith("0::"))), None)
+        if own is None:
+            continue
+        base = f"/sys/fs/cgroup/{ctrl}{own}"
+        if os.path.isdir(base):
+            for d in os.listdir(base):
+                if os.path.isdir(os.path.join(base, d)) and d.startswith(("ociruntime-", "oci-")):
+                    found.add(os.path.join(base, d))
+    return found
+
+
+def _children():
+    me = str(os.getpid())
+    kids = set()
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    parts = f.read().rsplit(")", 1)[1].split()
+                if parts[1] == me and parts[0] != "Z":
+                    kids.add(int(p))
+            except OSError:
+                pass
+    return kids
+
+
+def reap():
+    """We are the subreaper (as containerd's shim is): collect exited container processes."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leaves_nothing_behind(tmp_path_factory):
+    import ctypes
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphaned inits come to us, not to PID 1
+    if not os.path.exists(os.path.join(BASE_BUNDLE, "config.json")):
+        pytest.exit("build/bundle is missing: run `make bundle` (make test does)", 2)
+    mounts, cgroups = _mounts(), _cgroup_dirs()
+    yield
+    reap()
+    left = []
+    if _mounts() - mounts:
+        left.append(f"mounts: {sorted(_mounts() - mounts)}")
+    if _cgroup_dirs() - cgroups:
+        left.append(f"cgroups: {sorted(_cgroup_dirs() - cgroups)}")
+    if _children():
+        left.append(f"processes: {sorted(_children())}")
+    assert not left, "tests left things behind: " + "; ".join(left)
+
+
+class Runtime:
+    """Drives ociruntime with a private --root; cleans every container it created."""
+
+    def __init__(self, root, exe=EXE):
+        self.root, self.exe, self.ids = str(root), exe, []
+
+    def __call__(self, *args, check=True, timeout=30, input=None, **kw):
+        p = subprocess.run([self.exe, "--root", self.root, *args], capture_output=True, text=True,
+                           timeout=timeout, input=input, **kw)
+        if check and p.returncode != 0:
+            raise AssertionError(f"ociruntime {' '.join(args)} -> {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
+        return p
+
+    def state(self, cid):
+        return json.loads(self("state", cid).stdout)
+
+    def cleanup(self):
+        for cid in self.ids:
+            subprocess.run([self.exe, "--root", self.root, "delete", "--force", cid], capture_output=True)
+        reap()
+        left = os.listdir(self.root) if os.path.isdir(self.root) else []
+        shutil.rmtree(self.root, ignore_errors=True)
+        assert not left, f"state dirs left: {left}"
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    rt = Runtime(tmp_path / "root")
+    yield rt
+    rt.cleanup()
+
+
+class Bundle:
+    def __init__(self, path):
+        self.path = str(path)
+        with open(os.path.join(BASE_BUNDLE, "config.json")) as f:
+            self.config = json.load(f)
+        self.config["linux"]["cgroupsPath"] = f"{CGROUP_PARENT}-{uuid.uuid4().hex[:8]}"
+        self.config["root"]["readonly"] = False
+        shutil.copytree(os.path.join(BASE_BUNDLE, "rootfs"), os.path.join(self.path, "rootfs"), symlinks=True)
+
+    @property
+    def rootfs(self):
+        return os.path.join(self.path, "rootfs")
+
+    def set_args(self, *args):
+        self.config["process"]["args"] = list(args)
+        return self
+
+    def ns(self, *types):
+        self.config["linux"]["namespaces"] = [{"type": t} for t in types]
+        return self
+
+    def write(self):
+        with open(os.path.join(self.path, "config.json"), "w") as f:
+            json.dump(self.config, f, indent=1)
+        return self.path
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    return Bundle(tmp_path / "bundle")
+
+
+@pytest.fixture
+def cid(runtime):
+    c = f"t{uuid.uuid4().hex[:10]}"
+    runtime.ids.append(c)
+    return c
+
+
+@pytest.fixture
+def make_id(runtime):
+    def _make():
+        c = f"t{uuid.uuid4().hex[:10]}"
+        runtime.ids.append(c)
+        return c
+    return _make
