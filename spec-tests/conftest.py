@@ -90,8 +90,15 @@ class Runtime:
         self.root, self.exe, self.ids = str(root), exe, []
 
     def __call__(self, *args, check=True, timeout=30, input=None, **kw):
-        p = subprocess.run([self.exe, "--root", self.root, *args], capture_output=True, text=True,
-                           timeout=timeout, input=input, **kw)
+        # stdio goes to files, not pipes: a created container inherits them and would hold a pipe open
+        import tempfile
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            p = subprocess.run([self.exe, "--root", self.root, *args], stdout=out, stderr=err, text=True,
+                               timeout=timeout, input=input, stdin=None if input is not None else subprocess.DEVNULL,
+                               **kw)
+            out.seek(0)
+            err.seek(0)
+            p.stdout, p.stderr = out.read(), err.read()
         if check and p.returncode != 0:
             raise AssertionError(f"ociruntime {' '.join(args)} -> {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
         return p
