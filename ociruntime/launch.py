@@ -60,6 +60,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
     pid = init_pid = 0
     try:
         os.mkfifo(st.fifo, 0o622)
+        os.chmod(st.fifo, 0o622)     # not umask'd: init may already be a non-root user when it opens it
         mgr = _cgroup_manager(g, cfg, cid)
         if mgr is not None:
             mgr.create()

@@ -299,3 +299,20 @@ def set_mempolicy(mode, nodes=()):
     # the kernel reads maxnode-1 bits; pass one more than the highest node (and 0 with no nodes at all)
     _check(_syscall(_NR["set_mempolicy"], ctypes.c_int(mode), words if nodes else None,
                     ctypes.c_ulong(maxnode + 1 if nodes else 0)), "set_mempolicy", f"mode {mode:#x}")
+
+
+# -- inotify (cgroup v2 OOM notifications) and bpf (cgroup v2 device programs) -------------------------------------
+def inotify_init1(flags=0):
+    return _check(_libc.inotify_init1(flags), "inotify_init1")
+
+
+def inotify_add_watch(fd, path, mask):
+    return _check(_libc.inotify_add_watch(fd, _b(path), ctypes.c_uint32(mask)), "inotify_add_watch", path)
+
+
+_NR_BPF = 321
+
+
+def bpf(cmd, attr, what=""):
+    """bpf(2) with a ctypes Structure as the attribute union; returns the result (an fd for loads)."""
+    return _check(_syscall(_NR_BPF, cmd, ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr))), "bpf", what)

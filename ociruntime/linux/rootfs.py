@@ -1,0 +1,172 @@
+"""The root filesystem's own steps: propagation, the self-bind, pivot_root, masked/readonly paths, read-only root
+and the console bind. Runs in the container's init inside its new mount namespace; the order is init.py's.
+"""
+import errno
+import os
+import stat
+
+from ..errors import ConfigError, SyscallError
+from . import syscalls as sc
+from .mounts import mount_flags_of
+from .paths import fd_path, open_in_root
+
+# linux.rootfsPropagation -> flags for "/" (recursive: every mount the new namespace copied gets it). runc's
+# r-prefixed spellings are accepted too. None (unset) means rslave: host mounts still reach the container, nothing
+# the container mounts reaches the host.
+PROPAGATION = {
+    None: sc.MS_SLAVE | sc.MS_REC,
+    "slave": sc.MS_SLAVE | sc.MS_REC, "rslave": sc.MS_SLAVE | sc.MS_REC,
+    "private": sc.MS_PRIVATE | sc.MS_REC, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
+    "shared": sc.MS_SHARED | sc.MS_REC, "rshared": sc.MS_SHARED | sc.MS_REC,
+    "unbindable": sc.MS_UNBINDABLE | sc.MS_REC, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
+}
+# propagations pivot_root / the rootfs self-bind cannot live with: prepare() makes the rootfs's parent mount
+# private so they work, and finish_propagation() puts the configured value back on the new "/" afterwards
+_REAPPLY = frozenset({"shared", "rshared", "unbindable", "runbindable"})
+# flags kept when a read-only remount must not drop what the mount has (locked in a user namespace)
+_KEEP = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME | sc.MS_NODIRATIME | sc.MS_RELATIME \
+    | sc.MS_STRICTATIME | sc.MS_NOSYMFOLLOW
+
+
+def _flags(propagation: str | None) -> int:
+    try:
+        return PROPAGATION[propagation or None]
+    except KeyError:
+        raise ConfigError("linux.rootfsPropagation", f"unknown value {propagation!r}") from None
+
+
+def prepare(rootfs: str, propagation: str | None) -> None:
+    """Set "/"'s propagation, then bind the rootfs onto itself so that it is a mount point (pivot_root needs one)."""
+    flags = _flags(propagation)
+    sc.mount(None, "/", None, flags)
+    if propagation in _REAPPLY:
+        # a shared parent breaks pivot_root (EINVAL) and an unbindable one refuses the self-bind below
+        parent = mountpoint_of(rootfs)
+        sc.mount(None, parent, None, sc.MS_PRIVATE)
+    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+
+
+def mountpoint_of(path: str) -> str:
+    """The mount point of the mount that contains `path` (longest matching mountinfo entry)."""
+    path = os.path.realpath(path)
+    best = "/"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mnt = _unescape(line.split()[4])
+            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
+                best = mnt
+    return best
+
+
+def _unescape(field: str) -> str:
+    """mountinfo octal-escapes space, tab, newline and backslash."""
+    return field.encode().decode("unicode_escape") if "\\" in field else field
+
+
+def pivot(rootfs: str, no_pivot: bool = False) -> None:
+    """Make `rootfs` the root: pivot_root(".", ".") stacks the old root on top of the new one, and a lazy unmount
+    of "." (the old root, once we fchdir into it) removes it. With no_pivot (ramfs roots): MS_MOVE + chroot."""
+    new_root = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fchdir(new_root)
+        if no_pivot:
+            sc.mount(rootfs, "/", None, sc.MS_MOVE)
+            os.chroot(".")
+        else:
+            old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                try:
+                    sc.pivot_root(".", ".")
+                except SyscallError as e:
+                    raise SyscallError("pivot_root", rootfs, e.err) from None
+                os.fchdir(old_root)           # cwd is now the old root, mounted on top of "/"
+                # rslave first so the unmount below cannot propagate to the host through a shared peer
+                sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
+                sc.umount2(".", sc.MNT_DETACH)
+            finally:
+                os.close(old_root)
+    finally:
+        os.close(new_root)
+    os.chdir("/")
+
+
+def finish_propagation(propagation: str | None) -> None:
+    """After pivot: put back a rootfsPropagation prepare() had to weaken (shared, unbindable) on the new "/"."""
+    if propagation in _REAPPLY:
+        sc.mount(None, "/", None, _flags(propagation))
+
+
+def mask_paths(paths, *, mount_label: str | None = None) -> None:
+    """After pivot: hide each path. Files get /dev/null bound over them, directories a read-only empty tmpfs."""
+    data = f'context="{mount_label}"' if mount_label and os.path.exists("/sys/fs/selinux/enforce") else None
+    for p in paths:
+        fd = _open_existing(p)
+        if fd is None:
+            continue
+        try:
+            target = _target(fd, p)
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                _mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, data, where=p)
+            else:
+                _mount("/dev/null", target, None, sc.MS_BIND, None, where=p)
+        finally:
+            os.close(fd)
+
+
+def readonly_paths(paths) -> None:
+    """After pivot: bind each path onto itself and remount that bind read-only, keeping its other flags."""
+    for p in paths:
+        fd = _open_existing(p)
+        if fd is None:
+            continue
+        try:
+            _mount(_target(fd, p), _target(fd, p), None, sc.MS_BIND | sc.MS_REC, None, where=p)
+        finally:
+            os.close(fd)
+        fd = open_in_root("/", p)               # reopen: now on the new bind, not the mount underneath
+        try:
+            _remount_ro(_target(fd, p), p)
+        finally:
+            os.close(fd)
+
+
+def remount_root_readonly() -> None:
+    """After pivot (and after masks/readonly paths, which need a writable root to create nothing): "/" read-only."""
+    _remount_ro("/", "/")
+
+
+def bind_console(pty_slave_path: str) -> None:
+    """After pivot: /dev/console as an empty file with the pty slave bound on it."""
+    fd = open_in_root("/", "/dev/console", create="file", mode=0o600)
+    try:
+        _mount(pty_slave_path, _target(fd, "/dev/console"), None, sc.MS_BIND, None, where="/dev/console")
+    finally:
+        os.close(fd)
+
+
+def _remount_ro(path: str, where: str) -> None:
+    flags = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | (mount_flags_of(path) & _KEEP)
+    _mount(None, path, None, flags, None, where=where, call="remount")
+
+
+def _target(fd: int, path: str) -> str:
+    """The fd's magic link when the container has a /proc; else the path itself, which after pivot_root can only
+    resolve inside the container (the host is no longer reachable), so no escape is possible."""
+    return fd_path(fd) if os.path.isdir("/proc/self/fd") else path
+
+
+def _open_existing(path: str) -> int | None:
+    try:
+        return open_in_root("/", path)
+    except SyscallError as e:
+        if e.err == errno.ENOENT:
+            return None                          # the spec's lists name paths many images lack
+        raise
+
+
+def _mount(source, target, fstype, flags, data, *, where: str, call: str = "mount") -> None:
+    try:
+        sc.mount(source, target, fstype, flags, data)
+    except SyscallError as e:
+        desc = f"{source} -> {where}" if source and not source.startswith("/proc/self/fd/") else where
+        raise SyscallError(call, desc, e.err) from None

@@ -1,0 +1,273 @@
+"""config.md / config-linux.md: namespaces, rootfs, process and the failure rules, checked from inside real
+containers (the probe is busybox, its output captured by `run`)."""
+import json
+import os
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from conftest import EXE
+
+ALL_NS = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+
+
+def run_sh(runtime, bundle, cid, script, **kw):
+    p = runtime("run", "--bundle", bundle.set_args("sh", "-c", script).write(), cid, check=False, **kw)
+    assert p.returncode == 0, f"rc={p.returncode} stderr={p.stderr}"
+    return p.stdout
+
+
+def open_path_to(path):
+    """The user namespace's root is an unprivileged host uid: it needs search rights down to the rootfs."""
+    path = os.path.abspath(path)
+    while path != "/":
+        os.chmod(path, os.stat(path).st_mode | 0o055)
+        path = os.path.dirname(path)
+
+
+def own_ns(kind):
+    return os.readlink(f"/proc/self/ns/{kind}")
+
+
+def test_process_args_env_and_cwd_are_applied(runtime, bundle, cid):
+    bundle.config["process"]["env"] = ["PATH=/bin", "GREETING=hi there"]
+    bundle.config["process"]["cwd"] = "/tmp"
+    out = run_sh(runtime, bundle, cid, 'echo "$GREETING|$(pwd)|$0"')
+    assert out == "hi there|/tmp|sh\n"
+
+
+def test_process_user_uid_gid_and_additional_gids(runtime, bundle, cid):
+    bundle.config["process"]["user"] = {"uid": 1000, "gid": 1001, "additionalGids": [5, 6]}
+    out = run_sh(runtime, bundle, cid, "id -u; id -g; id -G")
+    uid, gid, groups = out.split("\n")[:3]
+    assert (uid, gid) == ("1000", "1001")
+    assert set(groups.split()) >= {"5", "6"}
+
+
+def test_process_umask_is_applied(runtime, bundle, cid):
+    bundle.config["process"]["user"]["umask"] = 0o077
+    assert run_sh(runtime, bundle, cid, "umask") == "0077\n"
+
+
+def test_hostname_and_domainname_in_new_uts_namespace(runtime, bundle, cid):
+    bundle.config["hostname"] = "box1"
+    bundle.config["domainname"] = "example.test"
+    out = run_sh(runtime, bundle, cid, "hostname; cat /proc/sys/kernel/domainname")
+    assert out == "box1\nexample.test\n"
+    assert socket.gethostname() != "box1"
+
+
+@pytest.mark.parametrize("kind,nsname", [("pid", "pid"), ("network", "net"), ("ipc", "ipc"), ("uts", "uts"),
+                                          ("mount", "mnt"), ("cgroup", "cgroup"), ("time", "time")])
+def test_each_new_namespace_differs_from_the_runtime(runtime, bundle, cid, kind, nsname):
+    bundle.ns(*{kind, "mount", "pid", "uts"})
+    out = run_sh(runtime, bundle, cid, f"readlink /proc/self/ns/{nsname}")
+    assert out.strip() != own_ns(nsname)
+
+
+def test_all_eight_namespaces_with_a_user_namespace_and_mappings(runtime, bundle, cid):
+    bundle.ns(*ALL_NS)
+    open_path_to(bundle.rootfs)
+    bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    # the user namespace's root must be able to read the rootfs: files owned by host root show as nobody
+    out = run_sh(runtime, bundle, cid, "cat /proc/self/uid_map; id -u; echo $$; readlink /proc/self/ns/user")
+    lines = out.split("\n")
+    assert lines[0].split() == ["0", "100000", "65536"]
+    assert lines[1] == "0" and lines[2] == "1"
+    assert lines[3] != own_ns("user")
+
+
+def test_time_namespace_offsets_shift_the_boottime_clock(runtime, bundle, cid):
+    bundle.ns("pid", "mount", "time")
+    bundle.config.pop("hostname")
+    bundle.config["linux"]["timeOffsets"] = {"boottime": {"secs": 86400 * 365, "nanosecs": 0}}
+    out = run_sh(runtime, bundle, cid, "cut -d. -f1 /proc/uptime")
+    with open("/proc/uptime") as f:
+        host = float(f.read().split()[0])
+    assert int(out) >= host + 86400 * 364
+
+
+def test_network_namespace_has_loopback_up(runtime, bundle, cid):
+    out = run_sh(runtime, bundle, cid, "ip -o link show lo; ip -o addr show lo; ip -o link | wc -l")
+    assert "LOWER_UP" in out.split("\n")[0]
+    assert "inet 127.0.0.1/8" in out
+    assert out.split("\n")[-2].strip() == "1"      # nothing but lo: a fresh namespace
+
+
+def test_namespace_given_by_path_is_joined(runtime, bundle, make_id, tmp_path):
+    a, b = make_id(), make_id()
+    runtime("create", "--bundle", bundle.set_args("sleep", "10").write(), a)
+    pid = runtime.state(a)["pid"]
+    netns = os.readlink(f"/proc/{pid}/ns/net")
+    uts = os.readlink(f"/proc/{pid}/ns/uts")
+    b2 = type(bundle)(tmp_path / "b2")
+    b2.config["linux"]["namespaces"] = [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"},
+                                        {"type": "network", "path": f"/proc/{pid}/ns/net"},
+                                        {"type": "uts", "path": f"/proc/{pid}/ns/uts"}]
+    b2.config.pop("hostname")
+    out = run_sh(runtime, b2, b, "readlink /proc/self/ns/net; readlink /proc/self/ns/uts")
+    assert out.split() == [netns, uts]
+
+
+def test_missing_namespace_is_inherited_from_the_runtime(runtime, bundle, cid):
+    bundle.ns("pid", "mount")
+    bundle.config.pop("hostname")
+    out = run_sh(runtime, bundle, cid, "readlink /proc/self/ns/net; readlink /proc/self/ns/ipc")
+    assert out.split() == [own_ns("net"), own_ns("ipc")]
+
+
+def test_pid_namespace_makes_the_process_pid_1(runtime, bundle, cid):
+    assert run_sh(runtime, bundle, cid, "echo $$") == "1\n"
+
+
+def test_no_runtime_fd_reaches_the_container(runtime, bundle, cid):
+    out = run_sh(runtime, bundle, cid, "ls /proc/self/fd")
+    # 0 1 2 and the fd ls itself opened for the directory (3)
+    assert set(out.split()) <= {"0", "1", "2", "3"}, out
+
+
+def test_inherited_caller_fd_does_not_reach_the_container(runtime, bundle, cid):
+    r, w = os.pipe()
+    os.set_inheritable(r, True)
+    try:
+        bundle.set_args("sh", "-c", f"ls -l /proc/self/fd/ | grep -c pipe: || true").write()
+        p = subprocess.run([EXE, "--root", runtime.root, "run", "--bundle", bundle.path, cid],
+                           capture_output=True, text=True, pass_fds=(r,), timeout=30)
+    finally:
+        os.close(r)
+        os.close(w)
+    # stdout/stderr are pipes themselves (2); the extra inherited pipe must not be there
+    assert p.stdout.strip() == "2", p.stdout + p.stderr
+
+
+def test_preserve_fds_passes_exactly_the_given_fds(runtime, bundle, cid, tmp_path):
+    f = open(tmp_path / "passed.txt", "w")
+    try:
+        os.dup2(f.fileno(), 3) if f.fileno() != 3 else None
+        bundle.set_args("sh", "-c", "echo via-fd3 >&3; ls /proc/self/fd").write()
+        p = subprocess.run([EXE, "--root", runtime.root, "run", "--preserve-fds", "1", "--bundle", bundle.path, cid],
+                           capture_output=True, text=True, pass_fds=(3,), timeout=30)
+    finally:
+        f.close()
+        try:
+            os.close(3)
+        except OSError:
+            pass
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "passed.txt").read_text() == "via-fd3\n"
+    assert "3" in p.stdout.split()
+
+
+def test_readonly_root_refuses_writes(runtime, bundle, cid):
+    bundle.config["root"]["readonly"] = True
+    out = run_sh(runtime, bundle, cid, "touch /x 2>/dev/null && echo writable || echo readonly; touch /tmp/y; echo ok")
+    assert out.split() == ["readonly", "ok"] or out.split()[0] == "readonly"
+
+
+def test_masked_paths_are_empty_and_readonly_paths_refuse_writes(runtime, bundle, cid):
+    bundle.config["linux"]["maskedPaths"] = ["/proc/keys", "/sys/firmware", "/proc/nonexistent"]
+    bundle.config["linux"]["readonlyPaths"] = ["/proc/sys"]
+    out = run_sh(runtime, bundle, cid,
+                 "wc -c < /proc/keys; ls /sys/firmware | wc -l; "
+                 "echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo w || echo ro")
+    assert out.split() == ["0", "0", "ro"]
+
+
+def test_default_devices_exist_with_their_numbers(runtime, bundle, cid):
+    out = run_sh(runtime, bundle, cid,
+                 "for d in null zero full random urandom tty; do stat -c '%n %t:%T %a' /dev/$d; done; "
+                 "for l in fd stdin stdout stderr ptmx; do readlink /dev/$l; done; ls -d /dev/pts /dev/shm")
+    lines = out.splitlines()
+    want = {"/dev/null": "1:3", "/dev/zero": "1:5", "/dev/full": "1:7", "/dev/random": "1:8",
+            "/dev/urandom": "1:9", "/dev/tty": "5:0"}
+    for line in lines[:6]:
+        name, nums, mode = line.split()
+        assert nums == want[name] and mode == "666", line
+    assert lines[6:11] == ["/proc/self/fd", "/proc/self/fd/0", "/proc/self/fd/1", "/proc/self/fd/2", "pts/ptmx"]
+
+
+def test_linux_devices_are_created_with_mode_and_owner(runtime, bundle, cid):
+    bundle.config["linux"]["devices"] = [{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3,
+                                          "fileMode": 0o640, "uid": 0, "gid": 8}]
+    bundle.config["linux"]["resources"]["devices"].append({"allow": True, "type": "c", "major": 1, "minor": 3,
+                                                           "access": "rwm"})
+    out = run_sh(runtime, bundle, cid, "stat -c '%t:%T %a %u %g' /dev/mynull; echo hi > /dev/mynull && echo ok")
+    assert out.split("\n")[:2] == ["1:3 640 0 8", "ok"]
+
+
+def test_mounts_tmpfs_with_options(runtime, bundle, cid):
+    bundle.config["mounts"].append({"destination": "/data", "type": "tmpfs", "source": "tmpfs",
+                                    "options": ["nosuid", "nodev", "noexec", "size=1m", "mode=700"]})
+    out = run_sh(runtime, bundle, cid, "grep ' /data ' /proc/self/mounts; stat -c %a /data")
+    mline, mode = out.splitlines()
+    opts = mline.split()[3].split(",")
+    assert {"nosuid", "nodev", "noexec", "size=1024k", "mode=700"} <= set(opts)
+    assert mode == "700"
+
+
+def test_bind_mount_ro_of_a_host_directory(runtime, bundle, cid, tmp_path):
+    src = tmp_path / "shared"
+    src.mkdir()
+    (src / "f").write_text("from-host")
+    bundle.config["mounts"].append({"destination": "/mnt/in", "type": "bind", "source": str(src),
+                                    "options": ["rbind", "ro"]})
+    out = run_sh(runtime, bundle, cid, "cat /mnt/in/f; echo; touch /mnt/in/g 2>/dev/null && echo w || echo ro")
+    assert out.split() == ["from-host", "ro"]
+    assert not (src / "g").exists()
+
+
+def test_mount_destination_symlink_to_host_path_stays_inside_rootfs(runtime, bundle, cid, tmp_path):
+    # CVE-2021-30465 class: a symlink in the rootfs pointing at a host directory
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    os.symlink(str(victim), os.path.join(bundle.rootfs, "escape"))
+    bundle.config["mounts"].append({"destination": "/escape", "type": "tmpfs", "source": "tmpfs"})
+    run_sh(runtime, bundle, cid, "touch /escape/inside")
+    assert os.listdir(victim) == []
+    assert os.path.isdir(os.path.join(bundle.rootfs, str(victim).lstrip("/")))
+
+
+def test_terminal_master_is_sent_to_the_console_socket(runtime, bundle, cid, tmp_path):
+    sock_path = str(tmp_path / "console.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+    got = {}
+
+    def serve():
+        conn, _ = srv.accept()
+        _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+        got["fd"] = fds[0]
+        conn.close()
+    t = threading.Thread(target=serve)
+    t.start()
+    bundle.config["process"]["terminal"] = True
+    bundle.set_args("sh", "-c", "tty; stat -c %t:%T /dev/console; echo done").write()
+    runtime("create", "--bundle", bundle.path, "--console-socket", sock_path, cid)
+    t.join(10)
+    srv.close()
+    assert "fd" in got
+    runtime("start", cid)
+    data = b""
+    while b"done" not in data:
+        try:
+            chunk = os.read(got["fd"], 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(got["fd"])
+    lines = data.decode().split()
+    assert lines[0].startswith("/dev/pts/")
+    assert lines[1].startswith("88:")   # /dev/console is a bind of the pty slave (major 136 = 0x88)
+
+
+def test_terminal_without_console_socket_fails_create_cleanly(runtime, bundle, cid):
+    bundle.config["process"]["terminal"] = True
+    p = runtime("create", "--bundle", bundle.write(), cid, check=False)
+    assert p.returncode != 0 and "console-socket" in p.stderr
+    assert not os.path.exists(os.path.join(runtime.root, cid))
