@@ -22,9 +22,9 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
      15  createContainer hooks            container namespaces, before pivot
      16  pivot_root (or move + chroot)
      17  console                          pty from the container's ptmx, master to --console-socket
-     18  masked and readonly paths        after every mount so mounts[] cannot undo them
-     19  read-only root
-     20  hostname, domainname, sysctl
+     18  hostname, domainname, sysctl     sysctl before /proc/sys turns read-only
+     19  masked and readonly paths        after every mount so mounts[] cannot undo them
+     20  read-only root
      21  oomScoreAdj, rlimits             rlimits before the user switch (raising needs privileges)
      22  LSM exec labels, personality, scheduler, ioPriority, CPU affinity, memory policy
      23  session keyring                  unless --no-new-keyring
@@ -164,17 +164,17 @@ def _stage2(a: InitArgs):
         os.close(a.console_fd)
         console.become_session_leader_on(slave)
         rootfs.bind_console(slave)
-    rootfs.mask_paths(lx.masked_paths)                           # 18
-    rootfs.readonly_paths(lx.readonly_paths)
-    if cfg.root_readonly:                                        # 19
-        rootfs.remount_root_readonly()
-    if cfg.hostname is not None and lx.namespace("uts"):         # 20
+    if cfg.hostname is not None and lx.namespace("uts"):         # 18
         sc.sethostname(cfg.hostname)
     if cfg.domainname is not None and lx.namespace("uts"):
         sc.setdomainname(cfg.domainname)
-    if lx.sysctl:
+    if lx.sysctl:                                                # before readonlyPaths makes /proc/sys read-only
         from .linux import sysctl
         sysctl.apply(lx.sysctl)
+    rootfs.mask_paths(lx.masked_paths)                           # 19
+    rootfs.readonly_paths(lx.readonly_paths)
+    if cfg.root_readonly:                                        # 20
+        rootfs.remount_root_readonly()
     _process_attributes(proc, lx)                                # 21, 22
     if not a.no_new_keyring:                                     # 23
         sc.keyctl_join_session_keyring(a.cid)
@@ -208,7 +208,8 @@ def _cgroup_mounter(a):
 
     def mount(dest, options):
         from .linux import cgroups
-        cgroups.mount_cgroup(dest, read_only="ro" in options, cgroupns=ns is not None, manager_state=a.cgroup_state)
+        cgroups.mount_cgroup(dest, read_only=bool(options.flags & sc.MS_RDONLY), cgroupns=ns is not None,
+                             manager_state=a.cgroup_state)
     return mount
 
 
@@ -270,7 +271,8 @@ def _lookup(proc) -> str:
         cand = os.path.join(d or ".", name)
         if os.access(cand, os.X_OK) and not os.path.isdir(cand):
             return cand
-    raise sc.SyscallError("exec", f'process.args[0] "{name}": executable file not found in $PATH', 2)
+    from .errors import RuntimeErr
+    raise RuntimeErr(f'exec: process.args[0] "{name}": executable file not found in $PATH')
 
 
 def _state(a, status: str) -> dict:
@@ -356,3 +358,99 @@ def _restore_signals():
         except (OSError, ValueError):
             pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+# -- exec: a new process in a running container ----------------------------------------------------------------------
+
+class ExecArgs:
+    __slots__ = ("process", "init_pid", "sock", "console_fd", "preserve_fds", "seccomp", "apparmor_default",
+                 "cid", "cfg", "fifo_w")
+
+    def __init__(self, **kw):
+        for k in self.__slots__:
+            setattr(self, k, kw.get(k))
+
+
+# /proc/<pid>/ns names in the order they are joined: user first (it grants the rights to join the others),
+# mnt last but one (it changes our root), pid needs a fork to take effect.
+_EXEC_NS = ("user", "cgroup", "ipc", "uts", "net", "pid", "time", "mnt")
+_EXEC_FLAGS = {"user": sc.CLONE_NEWUSER, "cgroup": sc.CLONE_NEWCGROUP, "ipc": sc.CLONE_NEWIPC,
+               "uts": sc.CLONE_NEWUTS, "net": sc.CLONE_NEWNET, "pid": sc.CLONE_NEWPID, "time": sc.CLONE_NEWTIME,
+               "mnt": sc.CLONE_NEWNS}
+
+
+def exec_main(a: ExecArgs) -> None:
+    """Entry of the child forked by `ociruntime exec`. Never returns.
+
+      1  non-dumpable                    before we are visible inside the container (CVE-2019-5736 class)
+      2  move our fds out of the way
+      3  wait for GO                     the parent has put us in the container's cgroups
+      4  join every namespace of init that differs from ours (user first, mnt last: it switches our root)
+      5  fork                            pid/time namespaces apply to children; the intermediate reports and exits
+      6  console, rlimits, attributes, cwd, user + capabilities, noNewPrivileges, close fds
+      7  READY with our pid, then seccomp and execve; an exec error goes back over the same socket
+    """
+    try:
+        sc.set_dumpable(False)                                       # 1
+        _move_own_fds(a)                                             # 2
+        sync.expect(a.sock, sync.GO)                                 # 3
+        _join_container_namespaces(a.init_pid)                       # 4
+        pid = os.fork()                                              # 5
+        if pid:
+            sync.send(a.sock, sync.PID, str(pid))
+            os._exit(0)
+        _exec_stage2(a)
+    except BaseException as e:  # noqa: BLE001
+        _fail(a, e)
+
+
+def _join_container_namespaces(init_pid: int):
+    fds = []
+    try:
+        for name in _EXEC_NS:
+            theirs = f"/proc/{init_pid}/ns/{name}"
+            try:
+                if os.readlink(theirs) == os.readlink(f"/proc/self/ns/{name}"):
+                    continue
+                fds.append((name, os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)))
+            except FileNotFoundError:
+                continue  # a namespace type this kernel lacks
+        for name, fd in fds:
+            sc.setns(fd, _EXEC_FLAGS[name], f"{name} namespace of pid {init_pid}")
+    finally:
+        for _, fd in fds:
+            os.close(fd)
+
+
+def _exec_stage2(a: ExecArgs):
+    proc = a.process
+    lx = a.cfg.linux
+    if proc.terminal:
+        from .linux import console
+        master, slave = console.open_pty(proc.console_size)
+        console.send_master(a.console_fd, master)
+        os.close(master)
+        os.close(a.console_fd)
+        console.become_session_leader_on(slave)
+    _process_attributes(proc, _NoLinux)
+    _chdir(proc.cwd)
+    _switch_user(proc)
+    if proc.no_new_privileges:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    _close_foreign_fds(a)
+    argv0 = _lookup(proc)
+    sync.send(a.sock, sync.READY, str(_host_pid()))
+    if lx.seccomp:
+        from .linux import seccomp
+        seccomp.load(lx.seccomp, state=_state(a, "running"))
+    _restore_signals()
+    try:
+        os.execve(argv0, list(proc.args), _env(proc))
+    except OSError as e:
+        sync.send(a.sock, sync.ERR, f"exec {proc.args[0]}: {e.strerror}")
+        os._exit(127)
+
+
+class _NoLinux:
+    """Container-wide settings (personality, memory policy) were applied to init; exec only sets its own."""
+    personality = memory_policy = None

@@ -40,9 +40,12 @@ def _check_supported(cfg, g):
         raise ConfigError("process", "is required to create a container")
     if not lx.namespace("mount"):
         raise ConfigError("linux.namespaces", "a mount namespace is required (pivot_root would change the host's root)")
-    if cfg.process.terminal is False:
-        return
-    return
+    if lx.sysctl:
+        from .linux import sysctl
+        sysctl.check(lx.sysctl, {n.type for n in lx.namespaces})
+    if cfg.process.apparmor_profile or cfg.process.selinux_label or lx.mount_label:
+        from .linux import lsm
+        lsm.check(cfg.process, lx.mount_label)
 
 
 def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> ContainerState:
@@ -172,3 +175,64 @@ def wait_gone(pid: int, timeout: float) -> bool:
         return bool(select.select([fd], [], [], timeout)[0])
     finally:
         os.close(fd)
+
+
+def exec_process(g, st: ContainerState, process, *, console_socket=None, console_fd=None, pid_file=None,
+                 preserve_fds=0, subreaper=False) -> int:
+    """Start `process` in the running container `st`. Returns the new process's host pid once it has exec'd."""
+    from .config import model
+    from . import init
+    cfg, _ = model.load(st.facts["bundle"], validate=False)
+    if process.terminal and console_socket is None and console_fd is None:
+        raise ConfigError("process.terminal", "is true but no --console-socket was given to receive the pty master")
+    undo = []
+    try:
+        if process.terminal and console_fd is None:
+            from .linux import console
+            console_fd = console.connect(console_socket)
+            undo.append(lambda: os.close(console_fd))
+        parent_sock, child_sock = sync.pair()
+        undo.append(parent_sock.close)
+        cfg_for_preload = _with_process(cfg, process)
+        init.preload(cfg_for_preload)
+        if subreaper:
+            from .linux import syscalls
+            syscalls.set_child_subreaper()
+        args = init.ExecArgs(process=process, init_pid=st.pid, sock=child_sock, console_fd=console_fd,
+                             preserve_fds=_preserved_fds(preserve_fds or 0), cid=st.id, cfg=cfg_for_preload)
+        pid = os.fork()
+        if pid == 0:
+            parent_sock.close()
+            st.release()
+            init.exec_main(args)     # never returns
+        child_sock.close()
+        if st.facts.get("cgroup"):
+            from .linux import cgroups
+            cgroups.manager_from_state(st.facts["cgroup"]).apply(pid)
+        sync.send(parent_sock, sync.GO)
+        _, payload = sync.expect(parent_sock, sync.PID)
+        exec_pid = int(payload)
+        os.waitpid(pid, 0)
+        undo.append(lambda: _kill_and_reap(exec_pid, 0))
+        sync.expect(parent_sock, sync.READY)
+        tag, payload = sync.recv_or_eof(parent_sock)   # EOF: the socket closed on a successful execve
+        if tag == sync.ERR:
+            raise RuntimeErr(payload)
+        if pid_file:
+            write_atomic(os.path.abspath(pid_file), str(exec_pid).encode(), 0o644)
+        parent_sock.close()
+        if process.terminal and console_socket is not None:
+            os.close(console_fd)
+        return exec_pid
+    except BaseException:
+        for fn in reversed(undo):
+            try:
+                fn()
+            except Exception:  # noqa: BLE001
+                pass
+        raise
+
+
+def _with_process(cfg, process):
+    from dataclasses import replace
+    return replace(cfg, process=process)

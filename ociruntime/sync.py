@@ -44,3 +44,12 @@ def expect(sock, *tags: str) -> tuple[str, str]:
     if tag not in tags:
         raise InitError(f"sync: expected {'/'.join(tags)}, got {tag}")
     return tag, payload
+
+
+def recv_or_eof(sock) -> tuple[str, str]:
+    """Like recv, but EOF is a normal answer (tag ""): the peer exec'd and its CLOEXEC end closed."""
+    data = sock.recv(65536)
+    if not data:
+        return "", ""
+    tag, _, payload = data.decode(errors="replace").partition(" ")
+    return tag, payload

@@ -20,36 +20,24 @@ NARGS = (1, 1)
 
 def run(g, o, args):
     import os
-    import signal
-    import socket
+    from .. import foreground
     from ..container import delete, start
     from ..errors import StateError
     from ..launch import create
+    from ..state import ContainerState
     from .create import create_options
     cid = args[0]
     co = create_options(o)
-    console = None
+    ours = None
     if not o["detach"] and not o["console_socket"]:
         # foreground: if the config asks for a terminal we hold the other end of the console socket ourselves
-        console, co.console_fd = _console_pair()
+        ours, co.console_fd = foreground.console_pair()
     try:
         st = create(g, cid, co, subreaper=not o["detach"])
-    except BaseException:
-        if console is not None:
-            console.close()
+    finally:
+        if co.console_fd is not None:
             os.close(co.console_fd)
-        raise
-    if co.console_fd is not None:
-        os.close(co.console_fd)
-    master = None
-    if console is not None:
-        console.setblocking(False)
-        try:
-            from ..linux.console import recv_master
-            master = recv_master(console)
-        except (BlockingIOError, OSError):
-            master = None  # no terminal in config.json: nothing was sent
-        console.close()
+    master = foreground.take_master(ours) if ours is not None else None
     st.lock()
     try:
         start(st, g.log)
@@ -59,48 +47,10 @@ def run(g, o, args):
     st.release()
     if o["detach"]:
         return 0
-    pid = st.pid
-    forward = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
-    for s in forward:
-        signal.signal(s, lambda n, _f: _signal(pid, n))
-    status = _wait(pid, master)
-    for s in forward:
-        signal.signal(s, signal.SIG_DFL)
+    status = foreground.wait(st.pid, master)
     if not o["keep"]:
         try:
-            st = type(st).load(g.root, cid, lock=True)
-            delete(st, g.log, force=True)
+            delete(ContainerState.load(g.root, cid, lock=True), g.log, force=True)
         except StateError:
             pass
     return status
-
-
-def _console_pair():
-    import socket
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    return a, b.detach()
-
-
-def _signal(pid, n):
-    import os
-    try:
-        os.kill(pid, n)
-    except ProcessLookupError:
-        pass
-
-
-def _wait(pid, master) -> int:
-    """Reap until init exits (we are its subreaper); proxy the terminal meanwhile. Returns the exit status."""
-    import os
-    if master is not None:
-        from ..linux.ptyproxy import proxy
-        proxy(master, pid)
-    while True:
-        try:
-            wpid, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            return 0
-        except InterruptedError:
-            continue
-        if wpid == pid:
-            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)

@@ -159,7 +159,7 @@ def _caps(c):
     return Capabilities(g("bounding"), g("effective"), g("permitted"), g("inheritable"), g("ambient"))
 
 
-def _process(p):
+def process_from_dict(p):
     if p is None:
         return None
     u = p.get("user", {})
@@ -190,7 +190,7 @@ def from_dict(doc: dict, bundle: str) -> Config:
         mounts=tuple(Mount(m["destination"], m.get("type"), m.get("source"), tuple(m.get("options", ())),
                            _idmaps(m.get("uidMappings")), _idmaps(m.get("gidMappings")))
                      for m in doc.get("mounts", ())),
-        process=_process(doc.get("process")),
+        process=process_from_dict(doc.get("process")),
         hostname=doc.get("hostname"), domainname=doc.get("domainname"),
         hooks=Hooks(_hooks(h.get("prestart")), _hooks(h.get("createRuntime")), _hooks(h.get("createContainer")),
                     _hooks(h.get("startContainer")), _hooks(h.get("poststart")), _hooks(h.get("poststop"))),

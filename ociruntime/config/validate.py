@@ -5,7 +5,6 @@
 No jsonschema here (it costs ~100 ms to import); `strict.py` runs it for `ociruntime validate --strict`.
 """
 import os
-import re
 
 from ..errors import ConfigError
 from .schema import CAPABILITY_SETS, CONFIG_SCHEMA
@@ -56,6 +55,7 @@ EMPTY_KEY_RULE = "keys must not be empty"
 
 def ecma_regex(pattern: str):
     """Compile a JSON Schema pattern: in ECMA-262 a final `$` is the end of input, in Python it is not."""
+    import re       # lazily: only configs that use a patterned field pay for it
     if pattern.endswith("$") and not pattern.endswith("\\$"):
         pattern = pattern[:-1] + r"\Z"
     return re.compile(pattern)
@@ -77,7 +77,8 @@ _KNOWN = {"type", "properties", "required", "additionalProperties", "propertyNam
 
 def _compile(s: dict):
     unknown = set(s) - _KNOWN
-    assert not unknown, f"schema keyword(s) the compiler does not know: {unknown}"
+    if unknown:             # schema.py and this compiler must not drift apart silently
+        raise ValueError(f"schema keyword(s) the compiler does not know: {sorted(unknown)}")
     t = s["type"]
     if t == "object":
         return _compile_object(s)
@@ -96,12 +97,13 @@ def _compile_scalar(s: dict):
     enum = s.get("enum")
     members = frozenset(enum) if enum else None
     lo, hi = s.get("minimum"), s.get("maximum")
-    rx = ecma_regex(s["pattern"]) if "pattern" in s else None
-    if members is None and lo is None and hi is None and rx is None:
+    pattern = s.get("pattern")
+    if members is None and lo is None and hi is None and pattern is None:
         def check(v, path):
             if type(v) not in pytypes:
                 raise ConfigError(path, type_rule(t, v))
         return check
+    compiled = []       # the regex, compiled on first use: most configs never reach most patterns
 
     def check(v, path):
         if type(v) not in pytypes:
@@ -110,8 +112,11 @@ def _compile_scalar(s: dict):
             raise ConfigError(path, enum_rule(v, enum))
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             raise ConfigError(path, range_rule(v, lo, hi))
-        if rx is not None and rx.search(v) is None:
-            raise ConfigError(path, pattern_rule(v, s))
+        if pattern is not None:
+            if not compiled:
+                compiled.append(ecma_regex(pattern))
+            if compiled[0].search(v) is None:
+                raise ConfigError(path, pattern_rule(v, s))
     return check
 
 
@@ -156,11 +161,13 @@ def _compile_object(s: dict):
     extra = s.get("additionalProperties")
     extra = _compile(extra) if isinstance(extra, dict) else None
     names = s.get("propertyNames")
-    assert names in (None, {"minLength": 1}), "propertyNames: only {'minLength': 1} is supported"
+    if names not in (None, {"minLength": 1}):
+        raise ValueError("schema: propertyNames supports only {'minLength': 1}")
     no_empty_keys = names is not None
     any_of = []
     for clause in s.get("anyOf", ()):
-        assert set(clause) == {"required"}, "anyOf: only clauses of 'required' are supported"
+        if set(clause) != {"required"}:
+            raise ValueError("schema: anyOf supports only clauses of 'required'")
         any_of.append(tuple(clause["required"]))
     any_of = tuple(any_of)
     any_of_names = tuple(n for clause in any_of for n in clause)
@@ -192,11 +199,8 @@ _check_schema = _compile(CONFIG_SCHEMA)
 # -- semantic checks: the MUSTs a schema cannot say -------------------------------------------------------------
 # Each is a generator of (path, rule); it runs only on a document that passed the schema, so types are known.
 
-_SEMVER = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
-                     r"(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)"
-                     r"(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-                     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?")
-_CAPABILITY = re.compile(r"CAP_[A-Z_]+")
+_ALNUM_DASH = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-")
+_CAP_TAIL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _ERRNO_ACTIONS = frozenset({"SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"})
 _CLOCKS = ("monotonic", "boottime")
 _HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
@@ -211,13 +215,31 @@ def _namespaces(doc) -> dict:
     return out
 
 
+def _is_number(part: str) -> bool:
+    return part.isascii() and part.isdigit() and (part == "0" or part[0] != "0")
+
+
+def _semver_major(version: str):
+    """The major number of a SemVer 2.0.0 version string, or None if it is not one (no regex: import cost)."""
+    rest, _, build = version.partition("+")
+    if "+" in version and not all(p and set(p) <= _ALNUM_DASH for p in build.split(".")):
+        return None
+    core, dash, pre = rest.partition("-")
+    if dash and not all(p and set(p) <= _ALNUM_DASH and (not p.isdigit() or _is_number(p)) for p in pre.split(".")):
+        return None
+    nums = core.split(".")
+    if len(nums) != 3 or not all(_is_number(n) for n in nums):
+        return None
+    return int(nums[0])
+
+
 def _oci_version(doc, ctx):
     version = doc["ociVersion"]
-    m = _SEMVER.fullmatch(version)
-    if m is None:
+    major = _semver_major(version)
+    if major is None:
         yield "ociVersion", f"{version!r} is not a SemVer 2.0.0 version"
-    elif m.group(1) != "1":
-        yield "ociVersion", f"{version!r}: major version {m.group(1)} is not supported (1.x only)"
+    elif major != 1:
+        yield "ociVersion", f"{version!r}: major version {major} is not supported (1.x only)"
 
 
 def _root(doc, ctx):
@@ -249,7 +271,7 @@ def _process(doc, ctx):
     caps = proc.get("capabilities", {})
     for name in CAPABILITY_SETS:
         for i, cap in enumerate(caps.get(name, ())):
-            if _CAPABILITY.fullmatch(cap) is None:
+            if not (cap.startswith("CAP_") and len(cap) > 4 and set(cap[4:]) <= _CAP_TAIL):
                 yield f"process.capabilities.{name}[{i}]", f"{cap!r} is not a capability name"
     adj = proc.get("oomScoreAdj")
     if adj is not None and not -1000 <= adj <= 1000:
@@ -275,11 +297,16 @@ def _needs_namespace(doc, ctx):
     ns = ctx["namespaces"]
     linux = doc.get("linux", {})
     for key in ("hostname", "domainname"):
-        if doc.get(key) and "uts" not in ns:     # runc and crun refuse too: it would rename the host
+        if doc.get(key) and "uts" not in ns:     # else it would rename the host (runc refuses too)
             yield key, "requires a uts namespace in linux.namespaces"
     for key in ("uidMappings", "gidMappings"):
         if linux.get(key) and "user" not in ns:
             yield f"linux.{key}", "requires a user namespace in linux.namespaces"
+    if "user" in ns and ns["user"] is None:
+        # a new user namespace: the runtime writes the maps the config gives (it picks none itself, as runc)
+        for key in ("uidMappings", "gidMappings"):
+            if not linux.get(key):
+                yield f"linux.{key}", "is required when linux.namespaces creates a user namespace (no path)"
     offsets = linux.get("timeOffsets", {})
     for clock in offsets:
         if clock not in _CLOCKS:
@@ -288,6 +315,9 @@ def _needs_namespace(doc, ctx):
         yield "linux.timeOffsets", "requires a new time namespace (no path) in linux.namespaces"
     if linux.get("netDevices") and "network" not in ns:
         yield "linux.netDevices", "requires a network namespace in linux.namespaces"
+    for key in ("maskedPaths", "readonlyPaths"):      # else they would mask the host's /proc (runc refuses too)
+        if linux.get(key) and "mount" not in ns:
+            yield f"linux.{key}", "requires a mount namespace in linux.namespaces"
 
 
 def _mounts(doc, ctx):

@@ -1,0 +1,114 @@
+from . import Opt
+
+SUMMARY = "execute new process inside the container"
+USAGE = "[command options] <container-id> <command> [command options]  ||  -p process.json <container-id>"
+DESCRIPTION = """
+The exec command runs a new process in every namespace and cgroup of a running container, with the container's
+capabilities, rlimits, seccomp and LSM labels unless overridden. Example:
+       # ociruntime exec -t ubuntu01 ps -ef"""
+OPTIONS = (
+    Opt("--console-socket", value="PATH", help="path to an AF_UNIX socket which will receive the pty master fd"),
+    Opt("--cwd", value="DIR", help="current working directory in the container"),
+    Opt("--env", "-e", value="K=V", repeat=True, help="set environment variables"),
+    Opt("--tty", "-t", help="allocate a pseudo-TTY"),
+    Opt("--user", "-u", value="UID[:GID]", help="UID (format: <uid>[:<gid>])"),
+    Opt("--additional-gids", "-g", value="GID", repeat=True, help="additional gids"),
+    Opt("--process", "-p", value="FILE", help="path to the process.json"),
+    Opt("--detach", "-d", help="detach from the container's process"),
+    Opt("--pid-file", value="FILE", help="specify the file to write the process id to"),
+    Opt("--process-label", value="LABEL", help="set the asm process label for the process commonly used with selinux"),
+    Opt("--apparmor", value="PROFILE", help="set the apparmor profile for the process"),
+    Opt("--no-new-privs", help="set the no new privileges value for the process"),
+    Opt("--cap", "-c", value="CAP", repeat=True, help="add a capability to the bounding set for the process"),
+    Opt("--preserve-fds", value="N", default="0", help="pass N additional file descriptors to the container"),
+    Opt("--ignore-paused", help="allow exec in a paused container"),
+)
+NARGS = (1, None)
+STOP_AT_FIRST_ARG = True
+
+
+def _process(g, st, o, command):
+    import json
+    from dataclasses import replace
+    from ..config import model
+    from ..errors import ConfigError, RuntimeErr
+    if o["process"]:
+        try:
+            with open(o["process"]) as f:
+                raw = json.load(f)
+        except (OSError, ValueError) as e:
+            raise RuntimeErr(f"read --process {o['process']}: {e}") from None
+        if not raw.get("args"):
+            raise ConfigError("process.args", "exec needs a command")
+        return model.process_from_dict(raw)
+    if not command:
+        raise RuntimeErr("exec needs a command (or --process FILE): ociruntime exec ID COMMAND [ARGS...]")
+    cfg, _ = model.load(st.facts["bundle"], validate=False)
+    p = replace(cfg.process, args=tuple(command), terminal=bool(o["tty"]), console_size=None)
+    if o["env"]:
+        keys = {kv.partition("=")[0] for kv in o["env"]}
+        p = replace(p, env=tuple(kv for kv in p.env if kv.partition("=")[0] not in keys) + tuple(o["env"]))
+    if o["cwd"]:
+        p = replace(p, cwd=o["cwd"])
+    user = p.user
+    if o["user"]:
+        uid, _, gid = o["user"].partition(":")
+        try:
+            user = replace(user, uid=int(uid), gid=int(gid) if gid else user.gid)
+        except ValueError:
+            raise RuntimeErr(f"invalid --user {o['user']!r}: expected UID[:GID] numbers") from None
+    if o["additional_gids"]:
+        try:
+            user = replace(user, additional_gids=tuple(int(x) for x in o["additional_gids"]))
+        except ValueError:
+            raise RuntimeErr("invalid --additional-gids: expected numbers") from None
+    p = replace(p, user=user)
+    if o["cap"]:
+        c = p.capabilities or model.Capabilities()
+        add = tuple(o["cap"])
+        p = replace(p, capabilities=model.Capabilities(
+            bounding=(c.bounding or ()) + add, effective=(c.effective or ()) + add,
+            permitted=(c.permitted or ()) + add, inheritable=c.inheritable, ambient=(c.ambient or ()) + add))
+    if o["no_new_privs"]:
+        p = replace(p, no_new_privileges=True)
+    if o["apparmor"]:
+        p = replace(p, apparmor_profile=o["apparmor"])
+    if o["process_label"]:
+        p = replace(p, selinux_label=o["process_label"])
+    return p
+
+
+def run(g, o, args):
+    import os
+    from .. import foreground
+    from ..errors import RuntimeErr, StateError
+    from ..launch import exec_process
+    from ..state import ContainerState
+    st = ContainerState.load(g.root, args[0])
+    status = st.status()
+    if status == "stopped":
+        raise StateError("cannot exec in a stopped container")
+    if status == "paused" and not o["ignore_paused"]:
+        raise StateError("cannot exec in a paused container")
+    if status not in ("created", "running", "paused"):
+        raise StateError(f"cannot exec in a {status} container")
+    proc = _process(g, st, o, args[1:])
+    try:
+        preserve = int(o["preserve_fds"])
+    except ValueError:
+        raise RuntimeErr(f"invalid --preserve-fds {o['preserve_fds']!r}") from None
+    ours = console_fd = None
+    if proc.terminal and not o["console_socket"]:
+        if o["detach"]:
+            raise RuntimeErr("cannot allocate tty if ociruntime will detach without setting console socket")
+        ours, console_fd = foreground.console_pair()
+    try:
+        pid = exec_process(g, st, proc, console_socket=o["console_socket"], console_fd=console_fd,
+                           pid_file=o["pid_file"], preserve_fds=preserve, subreaper=not o["detach"])
+    finally:
+        if console_fd is not None:
+            os.close(console_fd)
+    if o["detach"]:
+        return 0
+    master = foreground.take_master(ours) if ours is not None else None
+    return foreground.wait(pid, master)

@@ -1,0 +1,52 @@
+"""What `run` and `exec` do when not detached: own the console socket's other end, proxy the pty, forward
+signals to the container's process, reap it as its subreaper and turn its end into an exit status."""
+import os
+import signal
+import socket
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def console_pair() -> tuple[socket.socket, int]:
+    """(our end, the fd to hand to init as its connected console socket)."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    return a, b.detach()
+
+
+def take_master(ours: socket.socket) -> int | None:
+    """The pty master init sent during setup, or None when the process has no terminal."""
+    ours.setblocking(False)
+    try:
+        from .linux.console import recv_master
+        return recv_master(ours)
+    except OSError:
+        return None
+    finally:
+        ours.close()
+
+
+def wait(pid: int, master: int | None) -> int:
+    """Forward signals, proxy the terminal, reap until `pid` exits; its exit status (128+N if killed by N)."""
+    def forward(n, _frame):
+        try:
+            os.kill(pid, n)
+        except ProcessLookupError:
+            pass
+    for s in FORWARDED:
+        signal.signal(s, forward)
+    try:
+        if master is not None:
+            from .linux.ptyproxy import proxy
+            proxy(master, pid)
+        while True:
+            try:
+                wpid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                return 0
+            except InterruptedError:
+                continue
+            if wpid == pid:
+                return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    finally:
+        for s in FORWARDED:
+            signal.signal(s, signal.SIG_DFL)
