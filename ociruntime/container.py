@@ -1,25 +1,26 @@
 """The lifecycle state machine (runtime.md "Lifecycle" and "Operations"): which operation is allowed in which
 status, and what it does. `create` is launch.py; the rest is here so `run` and the CLI share it."""
 import os
-import select
-import signal
+
+import _signal  # the C module: `import signal` costs ~4 ms (enum) on every kill/start/delete
 
 from .errors import RuntimeErr, StateError
 from .state import ContainerState
 
-SIGNALS = {name[3:]: int(getattr(signal, name)) for name in dir(signal)
+SIGKILL, SIGTERM = _signal.SIGKILL, _signal.SIGTERM
+SIGNALS = {name[3:]: getattr(_signal, name) for name in dir(_signal)
            if name.startswith("SIG") and not name.startswith("SIG_") and name not in ("SIGRTMIN", "SIGRTMAX")}
-for _i in range(0, int(signal.SIGRTMAX) - int(signal.SIGRTMIN) + 1):
-    SIGNALS[f"RTMIN+{_i}"] = int(signal.SIGRTMIN) + _i
-    SIGNALS[f"RTMAX-{_i}"] = int(signal.SIGRTMAX) - _i
-SIGNALS["RTMIN"], SIGNALS["RTMAX"] = int(signal.SIGRTMIN), int(signal.SIGRTMAX)
+for _i in range(0, _signal.SIGRTMAX - _signal.SIGRTMIN + 1):
+    SIGNALS[f"RTMIN+{_i}"] = _signal.SIGRTMIN + _i
+    SIGNALS[f"RTMAX-{_i}"] = _signal.SIGRTMAX - _i
+SIGNALS["RTMIN"], SIGNALS["RTMAX"] = _signal.SIGRTMIN, _signal.SIGRTMAX
 
 
 def parse_signal(s: str) -> int:
     """`9`, `KILL`, `SIGKILL`, `sigkill`, `RTMIN+3`."""
     if s.isdigit():
         n = int(s)
-        if 0 < n < signal.NSIG:
+        if 0 < n < _signal.NSIG:
             return n
     else:
         name = s.upper()
@@ -62,6 +63,7 @@ def start(st: ContainerState, log) -> None:
 def _read_fifo(fd: int, st: ContainerState) -> bytes:
     """Init writes '1' once it sees us, then execve closes its end (CLOEXEC): EOF means exec'd. Anything after '1'
     is an exec error. Poll, so a dead init cannot hang us."""
+    import select
     p = select.poll()
     p.register(fd, select.POLLIN | select.POLLHUP)
     data = b""
@@ -80,32 +82,22 @@ def kill(st: ContainerState, sig: int, all_procs: bool = False) -> None:
     status = st.status()
     if all_procs and st.facts.get("cgroup"):
         from .linux import cgroups
-        mgr = cgroups.manager_from_state(st.facts["cgroup"])
-        for pid in mgr.pids():
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        if status in ("paused",) and sig == signal.SIGKILL:
-            mgr.thaw()
+        cgroups.manager_from_state(st.facts["cgroup"]).kill_all(sig)   # thaws a frozen cgroup for SIGKILL
         return
     if status not in ("created", "running", "paused"):
         if all_procs:
             return  # runc: kill --all of a stopped container is not an error
         raise StateError("container not running")
-    from .linux import syscalls
     try:
-        pidfd = syscalls.pidfd_open(st.pid)
+        pidfd = os.pidfd_open(st.pid)
     except OSError:
         raise StateError("container not running") from None
     try:
         if not st.alive():                     # pid reuse guard: the pidfd now pins the process we checked
             raise StateError("container not running")
-        syscalls.pidfd_send_signal(pidfd, sig)
-    except OSError as e:
-        if getattr(e, "err", e.errno) == 3:
-            raise StateError("no such process") from None
-        raise
+        _signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        raise StateError("no such process") from None
     finally:
         os.close(pidfd)
 
@@ -117,13 +109,18 @@ def delete(st: ContainerState, log, force: bool = False) -> None:
         raise StateError(f"cannot delete container {st.id} that is not stopped: {status}")
     if status == "creating" and not force:
         raise StateError(f"cannot delete container {st.id} that is being created")
-    if status in ("created", "running", "paused"):
-        _kill_all(st)
     cg = st.facts.get("cgroup")
+    mgr = None
     if cg:
         from .linux import cgroups
         mgr = cgroups.manager_from_state(cg)
-        _kill_cgroup(mgr)
+    if status in ("created", "running", "paused"):
+        if mgr is not None:
+            mgr.kill_all(SIGKILL)
+        _kill_init(st)
+    elif mgr is not None and mgr.pids():
+        mgr.kill_all(SIGKILL)   # init is gone but, without a pid namespace, its children may not be
+    if mgr is not None:
         mgr.destroy()
     hooks_raw = st.facts.get("hooks") or {}
     st.remove()
@@ -134,33 +131,12 @@ def delete(st: ContainerState, log, force: bool = False) -> None:
         hooks.poststop_all(hooks.hooks_from_raw(hooks_raw, "poststop"), state, log)
 
 
-def _kill_all(st: ContainerState):
+def _kill_init(st: ContainerState):
+    """SIGKILL init (pinned by a pidfd against pid reuse) and wait until it is gone."""
     from .launch import wait_gone
     if st.alive():
         try:
-            kill(st, signal.SIGKILL)
+            kill(st, SIGKILL)
         except StateError:
             pass
         wait_gone(st.pid, 5.0)
-
-
-def _kill_cgroup(mgr):
-    try:
-        pids = mgr.pids()
-    except OSError:
-        return
-    if not pids:
-        return
-    try:
-        if mgr.is_frozen():
-            mgr.thaw()
-    except OSError:
-        pass
-    from .launch import wait_gone
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    for pid in pids:
-        wait_gone(pid, 2.0)

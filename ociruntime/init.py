@@ -37,8 +37,9 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
      30  execve process.args
 """
 import os
-import signal
 import sys
+
+import _signal  # the C module: `import signal` costs ~4 ms (enum)
 
 from . import sync
 from .linux import syscalls as sc
@@ -50,7 +51,7 @@ class InitArgs:
     """What the parent hands to the child across fork (plain values; no parsing happens in the child)."""
 
     __slots__ = ("cfg", "cid", "sock", "fifo", "console_fd", "no_pivot", "no_new_keyring", "preserve_fds",
-                 "cgroup_state", "debug", "fifo_w")
+                 "cgroup_state", "debug", "fifo_w", "host_pid")
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -140,6 +141,7 @@ def _stage2(a: InitArgs):
     cfg, lx = a.cfg, a.cfg.linux
     proc = cfg.process
     in_userns = lx.namespace("user") is not None
+    a.host_pid = _host_pid()   # the host's /proc is still mounted: hooks and the seccomp agent need this pid
     if lx.namespace("network") and not lx.namespace("network").path:  # 9
         from .linux import network
         network.loopback_up()
@@ -149,6 +151,11 @@ def _stage2(a: InitArgs):
     devices.setup_dev(cfg.root_path, lx.devices, in_userns=in_userns,  # 12
                       dev_is_mounted=any(m.destination == "/dev" for m in cfg.mounts))
     fifo = os.open(a.fifo, os.O_PATH | os.O_CLOEXEC)             # 13
+    listener = None
+    if lx.seccomp and lx.seccomp.get("listenerPath"):            # a host path: reachable only before pivot
+        from .linux import seccomp
+        if seccomp.uses_notify(lx.seccomp):
+            listener = seccomp.connect_listener(lx.seccomp)
     if cfg.hooks.prestart or cfg.hooks.create_runtime:          # 14
         sync.send(a.sock, sync.HOOKS)
         sync.expect(a.sock, sync.GO)
@@ -179,6 +186,10 @@ def _stage2(a: InitArgs):
     if not a.no_new_keyring:                                     # 23
         sc.keyctl_join_session_keyring(a.cid)
     _chdir(proc.cwd)                                             # 24
+    # without noNewPrivileges, loading a filter needs CAP_SYS_ADMIN: then it goes in before the user switch
+    early_seccomp = bool(lx.seccomp) and not proc.no_new_privileges
+    if early_seccomp:
+        _load_seccomp(a, lx.seccomp, listener)
     _switch_user(proc)                                           # 25
     if proc.no_new_privileges:                                   # 26
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
@@ -189,9 +200,8 @@ def _stage2(a: InitArgs):
         if cfg.hooks.start_container:                            # 28
             from .linux import hooks
             hooks.run_all("startContainer", cfg.hooks.start_container, _state(a, "running"))
-        if lx.seccomp:                                           # 29
-            from .linux import seccomp
-            seccomp.load(lx.seccomp, state=_state(a, "running"))
+        if lx.seccomp and not early_seccomp:                     # 29
+            _load_seccomp(a, lx.seccomp, listener)
         _restore_signals()
         os.execve(argv0, list(proc.args), _env(proc))            # 30
     except BaseException as e:  # noqa: BLE001 — the FIFO is still open: `start` reads this and fails
@@ -199,6 +209,13 @@ def _stage2(a: InitArgs):
             os.write(a.fifo_w, f"exec {proc.args[0]}: {e}".encode())
         finally:
             os._exit(127)
+
+
+def _load_seccomp(a, cfg, listener):
+    from .linux import seccomp
+    seccomp.load(cfg, state=_state(a, "running"), listener=listener)
+    if listener is not None:
+        listener.close()
 
 
 def _cgroup_mounter(a):
@@ -209,7 +226,7 @@ def _cgroup_mounter(a):
     def mount(dest, options):
         from .linux import cgroups
         cgroups.mount_cgroup(dest, read_only=bool(options.flags & sc.MS_RDONLY), cgroupns=ns is not None,
-                             manager_state=a.cgroup_state)
+                             manager_state=a.cgroup_state, flags=options.flags & ~sc.MS_RDONLY)
     return mount
 
 
@@ -276,7 +293,7 @@ def _lookup(proc) -> str:
 
 
 def _state(a, status: str) -> dict:
-    st = {"ociVersion": a.cfg.oci_version, "id": a.cid, "status": status, "pid": _host_pid(),
+    st = {"ociVersion": a.cfg.oci_version, "id": a.cid, "status": status, "pid": a.host_pid or _host_pid(),
           "bundle": a.cfg.bundle}
     if a.cfg.annotations:
         st["annotations"] = a.cfg.annotations
@@ -309,8 +326,8 @@ def _move_own_fds(a):
             setattr(a, attr, new)
     s = a.sock
     new = fcntl.fcntl(s.fileno(), fcntl.F_DUPFD_CLOEXEC, base)
-    import socket
-    a.sock = socket.socket(fileno=new)
+    import _socket
+    a.sock = _socket.socket(fileno=new)
     s.close()
 
 
@@ -337,10 +354,10 @@ def _close_foreign_fds(a):
 
 def _wait_for_start(a, fifo_path_fd: int):
     """Tell the parent we are ready, then block on the exec FIFO until `start` opens it."""
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+    for s in (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2):
         # as PID 1 of a new pid namespace, signals without a handler are ignored: `kill` of a created container
         # must still end it (runc's Go init dies on these too)
-        signal.signal(s, lambda n, _f: os._exit(128 + n))
+        _signal.signal(s, lambda n, _f: os._exit(128 + n))
     sync.send(a.sock, sync.READY)
     a.sock.close()
     w = os.open(f"/proc/self/fd/{fifo_path_fd}", os.O_WRONLY | os.O_CLOEXEC)
@@ -351,20 +368,20 @@ def _wait_for_start(a, fifo_path_fd: int):
 
 def _restore_signals():
     """Python ignores SIGPIPE and SIGXFSZ and handles SIGINT; the container's process starts with defaults."""
-    for s in range(1, signal.NSIG):
+    for s in range(1, _signal.NSIG):
         try:
-            if signal.getsignal(s) not in (signal.SIG_DFL, None):
-                signal.signal(s, signal.SIG_DFL)
+            if _signal.getsignal(s) not in (_signal.SIG_DFL, None):
+                _signal.signal(s, _signal.SIG_DFL)
         except (OSError, ValueError):
             pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
 
 
 # -- exec: a new process in a running container ----------------------------------------------------------------------
 
 class ExecArgs:
-    __slots__ = ("process", "init_pid", "sock", "console_fd", "preserve_fds", "seccomp", "apparmor_default",
-                 "cid", "cfg", "fifo_w")
+    __slots__ = ("process", "init_pid", "sock", "console_fd", "preserve_fds", "listener", "cid", "cfg", "fifo_w",
+                 "host_pid")
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -394,11 +411,18 @@ def exec_main(a: ExecArgs) -> None:
         sc.set_dumpable(False)                                       # 1
         _move_own_fds(a)                                             # 2
         sync.expect(a.sock, sync.GO)                                 # 3
+        seccomp_cfg = a.cfg.linux.seccomp
+        if seccomp_cfg and seccomp_cfg.get("listenerPath"):           # a host path: connect before joining mnt
+            from .linux import seccomp
+            if seccomp.uses_notify(seccomp_cfg):
+                a.listener = seccomp.connect_listener(seccomp_cfg)
         _join_container_namespaces(a.init_pid)                       # 4
         pid = os.fork()                                              # 5
         if pid:
             sync.send(a.sock, sync.PID, str(pid))
             os._exit(0)
+        _, payload = sync.expect(a.sock, sync.GO)      # the parent echoes our host pid: /proc is the container's
+        a.host_pid = int(payload)
         _exec_stage2(a)
     except BaseException as e:  # noqa: BLE001
         _fail(a, e)
@@ -434,15 +458,17 @@ def _exec_stage2(a: ExecArgs):
         console.become_session_leader_on(slave)
     _process_attributes(proc, _NoLinux)
     _chdir(proc.cwd)
+    early_seccomp = bool(lx.seccomp) and not proc.no_new_privileges
+    if early_seccomp:
+        _load_seccomp(a, lx.seccomp, a.listener)
     _switch_user(proc)
     if proc.no_new_privileges:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     _close_foreign_fds(a)
     argv0 = _lookup(proc)
-    sync.send(a.sock, sync.READY, str(_host_pid()))
-    if lx.seccomp:
-        from .linux import seccomp
-        seccomp.load(lx.seccomp, state=_state(a, "running"))
+    sync.send(a.sock, sync.READY, str(a.host_pid))
+    if lx.seccomp and not early_seccomp:
+        _load_seccomp(a, lx.seccomp, a.listener)
     _restore_signals()
     try:
         os.execve(argv0, list(proc.args), _env(proc))

@@ -3,7 +3,6 @@ hooks), record the state and the pid file. Every step that can fail registers it
 no state dir, cgroup or process behind (mounts live in the container's mount namespace and die with it).
 """
 import os
-import signal
 import time
 
 from . import sync
@@ -93,8 +92,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         undo.append(lambda: _kill_and_reap(pid, init_pid))
         if mgr is not None:          # before GO: the child is in its cgroups before it unshares or forks init
             mgr.apply(pid)
-            if cfg.linux.resources:
-                mgr.set(cfg.linux.resources)
+            mgr.set(cfg.linux.resources or {}, initial=True)   # initial: the device policy is always programmed
         sync.send(parent_sock, sync.GO)
         init_pid = _serve(g, parent_sock, pid, cfg, cid, bundle, lambda p: None)
         if init_pid != pid:
@@ -145,15 +143,13 @@ def _serve(g, sock, pid, cfg, cid, bundle, _unused) -> int:
 
 def _cgroup_manager(g, cfg, cid):
     from .linux import cgroups
-    if not hasattr(cgroups, "manager_for"):
-        return None
-    return cgroups.manager_for(cfg.linux.cgroups_path, cid, systemd=g.systemd_cgroup)
+    return cgroups.manager_for(cfg.linux.cgroups_path, cid, systemd=g.systemd_cgroup, log=g.log.debug)
 
 
 def _kill_and_reap(pid: int, init_pid: int):
     for p in {pid, init_pid} - {0}:
         try:
-            os.kill(p, signal.SIGKILL)
+            os.kill(p, 9)  # SIGKILL
         except ProcessLookupError:
             pass
     for p in {pid, init_pid} - {0}:
@@ -165,10 +161,9 @@ def _kill_and_reap(pid: int, init_pid: int):
 
 def wait_gone(pid: int, timeout: float) -> bool:
     """Wait until pid (not necessarily our child) has exited. True if it did within timeout."""
-    from .linux import syscalls
     try:
-        fd = syscalls.pidfd_open(pid)
-    except RuntimeErr:
+        fd = os.pidfd_open(pid)
+    except OSError:
         return True
     try:
         import select
@@ -213,6 +208,7 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
         _, payload = sync.expect(parent_sock, sync.PID)
         exec_pid = int(payload)
         os.waitpid(pid, 0)
+        sync.send(parent_sock, sync.GO, str(exec_pid))
         undo.append(lambda: _kill_and_reap(exec_pid, 0))
         sync.expect(parent_sock, sync.READY)
         tag, payload = sync.recv_or_eof(parent_sock)   # EOF: the socket closed on a successful execve
@@ -234,5 +230,5 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
 
 
 def _with_process(cfg, process):
-    from dataclasses import replace
+    from .record import replace
     return replace(cfg, process=process)

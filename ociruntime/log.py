@@ -1,5 +1,4 @@
 """Logging to --log as runc does: text lines or JSON lines {"level","msg","time"} (containerd's shim parses these)."""
-import json
 import os
 import sys
 import time
@@ -18,7 +17,8 @@ class Logger:
         if not self.path:
             return
         if self.fmt == "json":
-            line = json.dumps({"level": level, "msg": msg, "time": _now()})
+            from .fastjson import dumps
+            line = dumps({"level": level, "msg": msg, "time": _now()})
         else:
             line = f'time="{_now()}" level={level} msg="{msg}"'
         try:

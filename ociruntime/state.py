@@ -8,19 +8,20 @@ Facts are stored, the status is derived each time from the live process (guarded
 (flock on the directory) serialises commands that change one container.
 """
 import fcntl
-import json
 import os
-import re
 
+from . import fastjson
 from .errors import StateError
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$")
+_ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_ID_CHARS = _ID_FIRST | frozenset("_.+-")
 STATE_FILE = "state.json"
 FIFO = "exec.fifo"
 
 
 def check_id(cid: str):
-    if not _ID_RE.match(cid) or cid in (".", ".."):
+    # ^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$ without importing re (hot path)
+    if not cid or len(cid) > 1024 or cid[0] not in _ID_FIRST or not _ID_CHARS.issuperset(cid):
         raise StateError(f"invalid container id {cid!r}: use letters, digits and _ . + - (not starting with one of _.+-)")
 
 
@@ -79,7 +80,7 @@ class ContainerState:
             st.lock()
         try:
             with open(os.path.join(st.dir, STATE_FILE), "rb") as f:
-                st.facts = json.loads(f.read())
+                st.facts = fastjson.loads(f.read())
         except FileNotFoundError:
             st.release()
             if os.path.isdir(st.dir):
@@ -115,7 +116,7 @@ class ContainerState:
 
     # -- facts --------------------------------------------------------------------------------------------------
     def save(self):
-        write_atomic(os.path.join(self.dir, STATE_FILE), json.dumps(self.facts).encode())
+        write_atomic(os.path.join(self.dir, STATE_FILE), fastjson.dumps(self.facts).encode())
 
     @property
     def pid(self) -> int:

@@ -144,21 +144,17 @@ def test_inherited_caller_fd_does_not_reach_the_container(runtime, bundle, cid):
 
 
 def test_preserve_fds_passes_exactly_the_given_fds(runtime, bundle, cid, tmp_path):
-    f = open(tmp_path / "passed.txt", "w")
-    try:
-        os.dup2(f.fileno(), 3) if f.fileno() != 3 else None
-        bundle.set_args("sh", "-c", "echo via-fd3 >&3; ls /proc/self/fd").write()
-        p = subprocess.run([EXE, "--root", runtime.root, "run", "--preserve-fds", "1", "--bundle", bundle.path, cid],
-                           capture_output=True, text=True, pass_fds=(3,), timeout=30)
-    finally:
-        f.close()
-        try:
-            os.close(3)
-        except OSError:
-            pass
+    out = tmp_path / "passed.txt"
+    bundle.set_args("sh", "-c", "echo via-fd3 >&3; ls /proc/self/fd").write()
+    # a shell opens fd 3 (and 4, which must not be passed) for the runtime, as a caller would
+    p = subprocess.run(["sh", "-c", f'exec 3>"{out}" 4>/dev/null; exec "$@"', "sh", EXE, "--root", runtime.root,
+                        "run", "--preserve-fds", "1", "--bundle", bundle.path, cid],
+                       capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr
-    assert (tmp_path / "passed.txt").read_text() == "via-fd3\n"
-    assert "3" in p.stdout.split()
+    assert out.read_text() == "via-fd3\n"
+    fds = set(p.stdout.split())
+    assert "3" in fds and fds <= {"0", "1", "2", "3", "4"}
+    # fd 4 in the listing can only be ls's own directory fd, never the caller's /dev/null
 
 
 def test_readonly_root_refuses_writes(runtime, bundle, cid):

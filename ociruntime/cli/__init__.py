@@ -12,7 +12,6 @@
 Flags take `--flag value`, `--flag=value`, and runc's single-dash long form `-flag value`.
 """
 import sys
-from dataclasses import dataclass
 
 from ..errors import RuntimeErr
 
@@ -22,27 +21,27 @@ IMPLEMENTED = ("create delete events exec features kill list pause ps resume run
                "validate").split()
 
 
-@dataclass(frozen=True, slots=True)
 class Opt:
-    name: str                      # --long
-    short: str | None = None       # -s
-    value: str | None = None       # metavar; None = boolean flag
-    default: object = None
-    help: str = ""
-    repeat: bool = False           # may be given several times -> list
+    """One flag: --long [-s] [VALUE]; `value` None means a boolean flag."""
+
+    __slots__ = ("name", "short", "value", "default", "help", "repeat")
+
+    def __init__(self, name, short=None, value=None, default=None, help="", repeat=False):
+        self.name, self.short, self.value, self.default, self.help, self.repeat = \
+            name, short, value, default, help, repeat
 
     @property
     def key(self):
         return self.name.lstrip("-").replace("-", "_")
 
 
-@dataclass(slots=True)
 class Globals:
-    root: str
-    log: object                     # ociruntime.log.Logger
-    systemd_cgroup: bool = False
-    debug: bool = False
-    rootless: str = "auto"
+    """The global flags, as every command sees them."""
+
+    __slots__ = ("root", "log", "systemd_cgroup", "debug", "rootless")
+
+    def __init__(self, root, log, systemd_cgroup=False, debug=False, rootless="auto"):
+        self.root, self.log, self.systemd_cgroup, self.debug, self.rootless = root, log, systemd_cgroup, debug, rootless
 
 
 class UsageError(RuntimeErr):

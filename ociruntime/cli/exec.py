@@ -29,7 +29,7 @@ STOP_AT_FIRST_ARG = True
 
 def _process(g, st, o, command):
     import json
-    from dataclasses import replace
+    from ..record import replace
     from ..config import model
     from ..errors import ConfigError, RuntimeErr
     if o["process"]:

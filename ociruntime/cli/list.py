@@ -10,7 +10,7 @@ NARGS = (0, 0)
 
 
 def run(g, o, args):
-    import json
+    from ..fastjson import dumps
     from ..errors import RuntimeErr, StateError
     from ..state import ContainerState
     from . import out
@@ -24,7 +24,7 @@ def run(g, o, args):
     if o["quiet"]:
         out("".join(r["id"] + "\n" for r in rows))
     elif o["format"] == "json":
-        out(json.dumps(rows) + "\n" if rows else "null\n")
+        out(dumps(rows) + "\n" if rows else "null\n")
     elif o["format"] == "table":
         lines = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         for r in rows:

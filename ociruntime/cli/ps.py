@@ -8,7 +8,7 @@ STOP_AT_FIRST_ARG = True   # what follows the id goes to ps(1)
 
 
 def run(g, o, args):
-    import json
+    from ..fastjson import dumps
     from ..errors import RuntimeErr
     from . import out
     from ._cgroup import load
@@ -17,7 +17,7 @@ def run(g, o, args):
     _, mgr = load(g, args[0])
     pids = sorted(mgr.pids())
     if o["format"] == "json":
-        out(json.dumps(pids) + "\n")
+        out(dumps(pids) + "\n")
         return 0
     out(table(args[1:] or ["-ef"], set(pids)))
     return 0

@@ -5,9 +5,9 @@ NARGS = (1, 1)
 
 
 def run(g, o, args):
-    import json
+    from ..fastjson import dumps
     from ..state import ContainerState
     from . import out
     st = ContainerState.load(g.root, args[0])
-    out(json.dumps(st.oci_state(), indent=2) + "\n")
+    out(dumps(st.oci_state(), indent=2) + "\n")
     return 0

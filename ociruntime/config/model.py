@@ -1,19 +1,18 @@
 """Typed, frozen view of a validated config.json. Parse once at the edge; nothing downstream reads raw JSON,
 except the opaque sub-documents handed whole to one driver (linux.resources -> cgroups, linux.seccomp -> seccomp).
 """
-import json
 import os
-from dataclasses import dataclass, field
+from ..record import factory, record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class IdMap:
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Mount:
     destination: str
     type: str | None = None
@@ -23,13 +22,13 @@ class Mount:
     gid_mappings: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Namespace:
     type: str            # pid network mount ipc uts user cgroup time
     path: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Device:
     path: str
     type: str            # c b u p
@@ -40,7 +39,7 @@ class Device:
     gid: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class User:
     uid: int = 0
     gid: int = 0
@@ -48,14 +47,14 @@ class User:
     additional_gids: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Rlimit:
     type: str            # RLIMIT_NOFILE ...
     soft: int
     hard: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Capabilities:
     bounding: tuple | None = None
     effective: tuple | None = None
@@ -64,14 +63,14 @@ class Capabilities:
     ambient: tuple | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Process:
     args: tuple = ()
     cwd: str = "/"
     env: tuple = ()
     terminal: bool = False
     console_size: tuple | None = None          # (height, width)
-    user: User = field(default_factory=User)
+    user: User = factory(User)
     capabilities: Capabilities | None = None
     rlimits: tuple = ()                          # of Rlimit
     no_new_privileges: bool = False
@@ -83,7 +82,7 @@ class Process:
     exec_cpu_affinity: dict | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Hook:
     path: str
     args: tuple = ()
@@ -91,7 +90,7 @@ class Hook:
     timeout: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Hooks:
     prestart: tuple = ()
     create_runtime: tuple = ()
@@ -101,7 +100,7 @@ class Hooks:
     poststop: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Linux:
     namespaces: tuple = ()                       # of Namespace
     uid_mappings: tuple = ()                     # of IdMap
@@ -128,7 +127,7 @@ class Linux:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Config:
     oci_version: str
     bundle: str                                  # absolute bundle directory
@@ -138,9 +137,9 @@ class Config:
     process: Process | None = None
     hostname: str | None = None
     domainname: str | None = None
-    hooks: Hooks = field(default_factory=Hooks)
-    annotations: dict = field(default_factory=dict)
-    linux: Linux = field(default_factory=Linux)
+    hooks: Hooks = factory(Hooks)
+    annotations: dict = factory(dict)
+    linux: Linux = factory(Linux)
 
 
 def _idmaps(items):
@@ -211,11 +210,12 @@ def from_dict(doc: dict, bundle: str) -> Config:
 
 def load(bundle: str, validate=True) -> tuple[Config, dict]:
     """Read <bundle>/config.json, validate it (schema + semantic MUSTs), return (typed config, raw doc)."""
+    from .. import fastjson
     from ..errors import ConfigError
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            doc = json.load(f)
+            doc = fastjson.loads(f.read())
     except FileNotFoundError:
         raise ConfigError("", f"{path}: no such file (is --bundle right?)") from None
     except ValueError as e:

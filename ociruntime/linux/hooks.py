@@ -1,10 +1,10 @@
 """Hooks (config.md "POSIX-platform Hooks"): run one hook with the container state on stdin, its args and env,
 bounded by its timeout. Which hooks run where and when is the caller's business (launch.py, init.py, cli)."""
-import json
 import os
 import subprocess
 
 from ..errors import RuntimeErr
+from ..fastjson import dumps
 
 
 class HookError(RuntimeErr):
@@ -13,7 +13,7 @@ class HookError(RuntimeErr):
 
 def run_all(kind: str, hooks, state: dict) -> None:
     """Run hooks of one kind in order; the first failure raises HookError naming hooks.<kind>[i]."""
-    data = json.dumps(state).encode()
+    data = dumps(state).encode()
     for i, h in enumerate(hooks):
         where = f"hooks.{kind}[{i}] {h.path}"
         args = list(h.args) or [h.path]

@@ -6,7 +6,7 @@ an O_PATH fd from paths.open_in_root, so a symlink planted in the rootfs can nev
 import errno
 import os
 import stat
-from dataclasses import dataclass
+from ..record import record
 
 from ..errors import ConfigError, SyscallError
 from . import syscalls as sc
@@ -76,7 +76,7 @@ _ST_TO_MS = {1: sc.MS_RDONLY, 2: sc.MS_NOSUID, 4: sc.MS_NODEV, 8: sc.MS_NOEXEC, 
              2048: sc.MS_NODIRATIME, 4096: sc.MS_RELATIME, 8192: sc.MS_NOSYMFOLLOW}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MountOptions:
     flags: int = 0                  # MS_* to set on mount (or bind remount)
     clear_flags: int = 0            # MS_* the options explicitly turn off (rw, suid, dev, exec, atime, ...)

@@ -40,7 +40,8 @@ def switch(user, caps, *, debug=_nolog, warn=_nolog) -> None:
         _call(os.setgroups, (list(user.additional_gids),), "setgroups",
               f"process.user.additionalGids={list(user.additional_gids)}")
     elif user.additional_gids:
-        raise sc.SyscallError("setgroups", "process.user.additionalGids (user namespace has setgroups=deny)", errno.EPERM)
+        raise sc.SyscallError("setgroups", "process.user.additionalGids (the user namespace has setgroups=deny)",
+                              errno.EPERM)
     _call(os.setresgid, (user.gid,) * 3, "setresgid", f"process.user.gid={user.gid}")
     _call(os.setresuid, (user.uid,) * 3, "setresuid", f"process.user.uid={user.uid}")
     sc.prctl(sc.PR_SET_KEEPCAPS, 0)                            # only mattered for the uid change above

@@ -1,0 +1,111 @@
+"""process.capabilities: the five sets. Names are checked against the capability table, numbers against the
+running kernel (/proc/sys/kernel/cap_last_cap); sets are applied with capset(2), prctl(PR_CAPBSET_DROP) and
+prctl(PR_CAP_AMBIENT).
+
+Order (done by user.switch): drop_bounding -> keep-caps + setresuid -> apply_sets. Capabilities the kernel lacks
+are skipped with a debug line; capabilities the runtime itself does not hold cannot be granted and are skipped
+with a warning (config.md: "logged as a warning ... SHOULD NOT fail"), as runc does.
+"""
+from . import syscalls as sc
+from ..errors import ConfigError
+
+# capabilities(7), by number
+NAMES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
+    "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+)
+NUMBERS = {name: i for i, name in enumerate(NAMES)}
+SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
+
+_nolog = lambda msg: None  # noqa: E731
+
+
+def last_cap() -> int:
+    """The highest capability number the running kernel knows."""
+    try:
+        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return len(NAMES) - 1
+
+
+def validate_names(caps) -> None:
+    """Every name in every set must be a capability: ConfigError naming process.capabilities.<set>[i]."""
+    if caps is None:
+        return
+    for set_name in SETS:
+        for i, name in enumerate(getattr(caps, set_name) or ()):
+            if name not in NUMBERS:
+                raise ConfigError(f"process.capabilities.{set_name}[{i}]", f"unknown capability {name!r}")
+
+
+def mask(names, *, what="", debug=_nolog, top=None) -> int:
+    """Bit mask of the named capabilities; names beyond the kernel's cap_last_cap are skipped (debug line)."""
+    top = last_cap() if top is None else top
+    bits, skipped = 0, []
+    for i, name in enumerate(names or ()):
+        n = NUMBERS.get(name)
+        if n is None:
+            raise ConfigError(f"process.capabilities.{what}[{i}]", f"unknown capability {name!r}")
+        if n > top:
+            skipped.append(name)
+        else:
+            bits |= 1 << n
+    if skipped:
+        debug(f"ignoring capabilities unknown to this kernel{' in ' + what if what else ''}: {', '.join(skipped)}")
+    return bits
+
+
+def _names(bits) -> str:
+    return ", ".join(NAMES[i] if i < len(NAMES) else str(i) for i in range(64) if bits >> i & 1)
+
+
+def bounding_mask(top=None) -> int:
+    top = last_cap() if top is None else top
+    return sum(1 << n for n in range(top + 1) if sc.prctl(sc.PR_CAPBSET_READ, n) == 1)
+
+
+def drop_bounding(caps, *, debug=_nolog) -> None:
+    """Drop from the bounding set every capability not in caps.bounding (needs CAP_SETPCAP: do it before the
+    uid change). caps None or bounding unset -> an empty bounding set, as runc."""
+    top = last_cap()
+    keep = mask(caps.bounding if caps else (), what="bounding", debug=debug, top=top)
+    for n in range(top + 1):
+        if not keep >> n & 1 and sc.prctl(sc.PR_CAPBSET_READ, n) == 1:
+            try:
+                sc.prctl(sc.PR_CAPBSET_DROP, n)
+            except OSError as e:
+                raise sc.SyscallError("prctl PR_CAPBSET_DROP", NAMES[n] if n < len(NAMES) else str(n),
+                                      e.errno) from None
+
+
+def apply_sets(caps, *, debug=_nolog, warn=_nolog) -> None:
+    """Set effective/permitted/inheritable with capset(2), then raise the ambient set.
+
+    Unset sets are empty. What the process does not hold cannot be granted: permitted is limited to the current
+    permitted set, inheritable to bounding|inheritable, effective to permitted, ambient to permitted&inheritable;
+    each capability left out that way is reported through warn()."""
+    top = last_cap()
+    want = {s: mask(getattr(caps, s) if caps else (), what=s, debug=debug, top=top) for s in SETS[1:]}
+    _eff, cur_prm, cur_inh = sc.capget()
+    prm = want["permitted"] & cur_prm
+    inh = want["inheritable"] & (bounding_mask(top) | cur_inh)
+    eff = want["effective"] & prm
+    amb = want["ambient"] & prm & inh
+    for set_name, got in (("permitted", prm), ("inheritable", inh), ("effective", eff), ("ambient", amb)):
+        if want[set_name] & ~got:
+            warn(f"process.capabilities.{set_name}: cannot grant {_names(want[set_name] & ~got)}: "
+                 "not held by the runtime; ignored")
+    sc.capset(eff, prm, inh)
+    sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
+    for n in range(top + 1):
+        if amb >> n & 1:
+            try:
+                sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, n)
+            except OSError as e:
+                raise sc.SyscallError("prctl PR_CAP_AMBIENT_RAISE", NAMES[n], e.errno) from None

@@ -1,0 +1,288 @@
+"""Process attributes from inside real busybox containers: capabilities with the user switch, rlimits,
+noNewPrivileges, oomScoreAdj, umask, seccomp, LSM errors, personality, scheduler, ioPriority, memoryPolicy, sysctl.
+
+Each test sets the fields in config.json, runs `ociruntime run`, and checks what the container's process itself
+reports (/proc/self/status, /proc/self/limits, uname, ...)."""
+import errno
+import os
+
+import pytest
+
+from ociruntime.linux import capabilities
+
+
+def run(runtime, bundle, cid, script, check=True, **process):
+    # the cgroup mount is another feature's business; these tests need only the process's own view
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"] if m.get("type") != "cgroup"]
+    bundle.config["process"].update(process)
+    bundle.set_args("sh", "-c", script)
+    return runtime("run", "--bundle", bundle.write(), cid, check=check)
+
+
+def status(out):
+    return {k: v.strip() for k, _, v in (ln.partition(":") for ln in out.splitlines() if ":" in ln)}
+
+
+def bits(*names):
+    return sum(1 << capabilities.NUMBERS[n] for n in names)
+
+
+def test_user_and_all_five_capability_sets(runtime, bundle, cid):
+    caps = {"bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+            "effective": ["CAP_CHOWN", "CAP_NET_BIND_SERVICE"],
+            "permitted": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+            "inheritable": ["CAP_NET_BIND_SERVICE"], "ambient": ["CAP_NET_BIND_SERVICE"]}
+    p = run(runtime, bundle, cid, "grep -E '^(Cap|Uid|Gid|Groups)' /proc/self/status",
+            user={"uid": 1000, "gid": 1001, "additionalGids": [5, 7]}, capabilities=caps)
+    s = status(p.stdout)
+    # ambient survives the exec of sh and grep and makes the set effective for a non-root process
+    assert int(s["CapEff"], 16) == int(s["CapPrm"], 16) == bits("CAP_NET_BIND_SERVICE")
+    assert int(s["CapAmb"], 16) == int(s["CapInh"], 16) == bits("CAP_NET_BIND_SERVICE")
+    assert int(s["CapBnd"], 16) == bits("CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE")
+    assert s["Uid"].split() == ["1000"] * 4 and s["Gid"].split() == ["1001"] * 4
+    assert sorted(s["Groups"].split()) == ["5", "7"]
+
+
+def test_root_container_gets_exactly_its_effective_set(runtime, bundle, cid):
+    caps = {"bounding": ["CAP_KILL", "CAP_CHOWN"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}
+    p = run(runtime, bundle, cid, "grep -E '^Cap(Eff|Bnd)' /proc/self/status; mknod /tmp/n c 1 3; echo rc=$?",
+            capabilities=caps)
+    s = status(p.stdout)
+    assert int(s["CapEff"], 16) == bits("CAP_KILL")
+    assert int(s["CapBnd"], 16) == bits("CAP_KILL", "CAP_CHOWN")
+    assert "rc=1" in p.stdout                                   # no CAP_MKNOD
+
+
+def test_unknown_capability_fails_create_naming_the_entry(runtime, bundle, cid):
+    p = run(runtime, bundle, cid, "true", check=False,
+            capabilities={"bounding": ["CAP_KILL"], "effective": ["CAP_KILL", "CAP_TELEPORT"]})
+    assert p.returncode != 0
+    assert "process.capabilities.effective[1]" in p.stderr and "CAP_TELEPORT" in p.stderr
+
+
+def test_rlimits(runtime, bundle, cid):
+    rl = [{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512},
+          {"type": "RLIMIT_CORE", "soft": 18446744073709551615, "hard": 18446744073709551615},
+          {"type": "RLIMIT_LOCKS", "soft": 40, "hard": 41}]
+    p = run(runtime, bundle, cid, "cat /proc/self/limits", rlimits=rl)
+    lines = {ln[:26].strip(): ln[26:].split()[:2] for ln in p.stdout.splitlines()}
+    assert lines["Max open files"] == ["256", "512"]
+    assert lines["Max core file size"] == ["unlimited", "unlimited"]
+    assert lines["Max file locks"] == ["40", "41"]
+
+
+@pytest.mark.parametrize("nnp,want", [(True, "1"), (False, "0")])
+def test_no_new_privileges(runtime, bundle, cid, nnp, want):
+    p = run(runtime, bundle, cid, "grep NoNewPrivs /proc/self/status", noNewPrivileges=nnp)
+    assert status(p.stdout)["NoNewPrivs"] == want
+
+
+def test_oom_score_adj(runtime, bundle, cid):
+    p = run(runtime, bundle, cid, "cat /proc/self/oom_score_adj", oomScoreAdj=345)
+    assert p.stdout.strip() == "345"
+
+
+@pytest.mark.parametrize("umask,want", [(None, "0022"), (0o077, "0077")])
+def test_umask(runtime, bundle, cid, umask, want):
+    user = {"uid": 0, "gid": 0} | ({"umask": umask} if umask is not None else {})
+    p = run(runtime, bundle, cid, "umask", user=user)
+    assert p.stdout.strip() == want
+
+
+# --- seccomp ---------------------------------------------------------------------------------------------------
+
+def seccomp(bundle, **cfg):
+    bundle.config["linux"]["seccomp"] = cfg
+
+
+def test_seccomp_errno_with_errno_ret(runtime, bundle, cid):
+    seccomp(bundle, defaultAction="SCMP_ACT_ALLOW", architectures=["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            syscalls=[{"names": ["mkdir", "mkdirat", "no_such_call"], "action": "SCMP_ACT_ERRNO",
+                       "errnoRet": errno.EXDEV}])
+    p = run(runtime, bundle, cid, "grep ^Seccomp: /proc/self/status; mkdir /tmp/d; echo rc=$?")
+    assert status(p.stdout)["Seccomp"] == "2"
+    assert "rc=1" in p.stdout and os.strerror(errno.EXDEV) in p.stderr
+    assert not os.path.exists(os.path.join(bundle.rootfs, "tmp", "d"))
+
+
+def test_seccomp_argument_filter(runtime, bundle, cid):
+    # chmod 0700 is refused, any other mode goes through: fchmodat(dirfd, path, mode) -> arg 2
+    seccomp(bundle, defaultAction="SCMP_ACT_ALLOW",
+            syscalls=[{"names": ["chmod"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EDOM,
+                       "args": [{"index": 1, "op": "SCMP_CMP_EQ", "value": 0o700}]},
+                      {"names": ["fchmodat"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EDOM,
+                       "args": [{"index": 2, "op": "SCMP_CMP_EQ", "value": 0o700}]}])
+    p = run(runtime, bundle, cid, "touch /tmp/f; chmod 700 /tmp/f; echo a=$?; chmod 750 /tmp/f; echo b=$?")
+    assert "a=1" in p.stdout and "b=0" in p.stdout
+
+
+def test_seccomp_kill_process(runtime, bundle, cid):
+    seccomp(bundle, defaultAction="SCMP_ACT_ALLOW",
+            syscalls=[{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL_PROCESS"}])
+    p = run(runtime, bundle, cid, "echo before; exec mkdir /tmp/d", check=False)
+    assert "before" in p.stdout                                     # the filter let the shell itself run
+    assert p.returncode == 128 + 31                                 # SIGSYS
+    assert not os.path.exists(os.path.join(bundle.rootfs, "tmp", "d"))
+
+
+def test_seccomp_default_errno_ret(runtime, bundle, cid):
+    # default-deny profile with the allow list a busybox shell needs; everything else fails with EXDEV
+    allow = ["read", "write", "writev", "open", "openat", "close", "fstat", "newfstatat", "stat", "lstat", "lseek",
+             "mmap", "mprotect", "munmap", "brk", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "ioctl",
+             "access", "execve", "exit", "exit_group", "getpid", "getppid", "getuid", "geteuid", "getgid",
+             "getegid", "arch_prctl", "set_tid_address", "set_robust_list", "uname", "fcntl", "dup2", "dup3",
+             "wait4", "clone", "fork", "vfork", "getcwd", "chdir", "prlimit64", "getrandom", "futex", "pipe",
+             "pipe2", "statx", "readlink", "readlinkat", "sigaltstack", "faccessat", "faccessat2", "rseq"]
+    seccomp(bundle, defaultAction="SCMP_ACT_ERRNO", defaultErrnoRet=errno.EXDEV,
+            syscalls=[{"names": allow, "action": "SCMP_ACT_ALLOW"}])
+    p = run(runtime, bundle, cid, "mkdir /tmp/d; echo rc=$?")
+    assert "rc=1" in p.stdout and os.strerror(errno.EXDEV) in p.stderr
+
+
+def test_seccomp_invalid_profile_fails_naming_the_field(runtime, bundle, cid):
+    seccomp(bundle, defaultAction="SCMP_ACT_ALLOW",
+            syscalls=[{"names": ["mkdir"], "action": "SCMP_ACT_ALLOW", "errnoRet": 5}])
+    p = run(runtime, bundle, cid, "true", check=False)
+    assert p.returncode != 0 and "linux.seccomp.syscalls[0].errnoRet" in p.stderr
+
+
+def test_seccomp_with_a_non_root_user_and_no_new_privileges_false(runtime, bundle, cid):
+    # docker's usual case: the filter must still load although the user switch took CAP_SYS_ADMIN away
+    seccomp(bundle, defaultAction="SCMP_ACT_ALLOW",
+            syscalls=[{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EXDEV}])
+    p = run(runtime, bundle, cid, "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; mkdir /tmp/d; echo rc=$?",
+            user={"uid": 1000, "gid": 1000}, noNewPrivileges=False)
+    s = status(p.stdout)
+    assert (s["Seccomp"], s["NoNewPrivs"]) == ("2", "0")
+    assert "rc=1" in p.stdout and os.strerror(errno.EXDEV) in p.stderr
+
+
+SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100
+SECCOMP_IOCTL_NOTIF_SEND = 0xC0182101
+
+
+def _agent(path, answer, out):
+    """A minimal seccomp agent on the host: take the fd and the state, answer one notification with an errno."""
+    import ctypes
+    import json
+    import socket
+    import struct
+    libc = ctypes.CDLL(None, use_errno=True)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    srv.settimeout(10)
+    out["ready"].set()
+    try:
+        conn, _ = srv.accept()
+        msg, fds, _, _ = socket.recv_fds(conn, 65536, 4)
+        conn.close()
+        out["msg"], out["nfds"] = json.loads(msg), len(fds)
+        req = ctypes.create_string_buffer(80)
+        if libc.ioctl(fds[0], SECCOMP_IOCTL_NOTIF_RECV, req) == 0:
+            nid = struct.unpack_from("Q", req.raw)[0]
+            resp = ctypes.create_string_buffer(struct.pack("QqiI", nid, 0, -answer, 0), 24)
+            libc.ioctl(fds[0], SECCOMP_IOCTL_NOTIF_SEND, resp)
+        for fd in fds:
+            os.close(fd)
+    finally:
+        srv.close()
+
+
+def test_seccomp_notify_hands_the_fd_to_the_agent_on_the_host(runtime, bundle, cid, tmp_path):
+    import threading
+    path = str(tmp_path / "agent.sock")
+    out = {"ready": threading.Event()}
+    t = threading.Thread(target=_agent, args=(path, errno.EXDEV, out), daemon=True)
+    t.start()
+    out["ready"].wait(5)
+    seccomp(bundle, defaultAction="SCMP_ACT_ALLOW", listenerPath=path, listenerMetadata="hello-agent",
+            syscalls=[{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}])
+    p = run(runtime, bundle, cid, "mkdir /tmp/d; echo rc=$?", check=False)
+    t.join(10)
+    assert p.returncode == 0, p.stderr
+    assert "rc=1" in p.stdout and os.strerror(errno.EXDEV) in p.stderr   # the agent's answer
+    msg = out["msg"]
+    assert out["nfds"] == 1 and msg["fds"] == ["seccompFd"] and msg["metadata"] == "hello-agent"
+    assert msg["state"]["id"] == cid and msg["pid"] == msg["state"]["pid"] > 1   # pid as the runtime sees it
+
+
+# --- LSMs: this host may have none; then the field must fail create, never be ignored ------------------------
+
+def _lsm():
+    from ociruntime.linux import lsm
+    return lsm
+
+
+@pytest.mark.parametrize("field,value", [("apparmorProfile", "docker-default"),
+                                         ("selinuxLabel", "system_u:system_r:container_t:s0")])
+def test_lsm_label_without_the_lsm_fails_naming_the_field(runtime, bundle, cid, field, value):
+    enabled = _lsm().apparmor_enabled() if field == "apparmorProfile" else _lsm().selinux_enabled()
+    if enabled:
+        pytest.skip(f"the LSM for {field} is active here")
+    p = run(runtime, bundle, cid, "true", check=False, **{field: value})
+    assert p.returncode != 0 and f"process.{field}" in p.stderr
+
+
+def test_mount_label_without_selinux_fails_naming_the_field(runtime, bundle, cid):
+    if _lsm().selinux_enabled():
+        pytest.skip("SELinux is active here")
+    bundle.config["linux"]["mountLabel"] = "system_u:object_r:container_file_t:s0"
+    p = run(runtime, bundle, cid, "true", check=False)
+    assert p.returncode != 0 and "linux.mountLabel" in p.stderr
+
+
+# --- newer fields --------------------------------------------------------------------------------------------
+
+def test_personality_linux32(runtime, bundle, cid):
+    bundle.config["linux"]["personality"] = {"domain": "LINUX32"}
+    p = run(runtime, bundle, cid, "uname -m")
+    assert p.stdout.strip() in ("i686", "i386")
+
+
+def test_scheduler_batch_with_nice(runtime, bundle, cid):
+    # /proc/self/stat: field 19 is nice, field 41 the policy (3 = SCHED_BATCH)
+    p = run(runtime, bundle, cid, "cat /proc/self/stat", scheduler={"policy": "SCHED_BATCH", "nice": 5})
+    fields = p.stdout.rsplit(")", 1)[1].split()
+    assert (fields[19 - 3], fields[41 - 3]) == ("5", "3")
+
+
+def test_io_priority(runtime, bundle, cid):
+    p = run(runtime, bundle, cid, "ionice -p $$", ioPriority={"class": "IOPRIO_CLASS_BE", "priority": 6})
+    assert "best-effort" in p.stdout and "6" in p.stdout
+
+
+def test_memory_policy_bind(runtime, bundle, cid):
+    bundle.config["linux"]["memoryPolicy"] = {"mode": "MPOL_BIND", "nodes": "0"}
+    p = run(runtime, bundle, cid, "grep -c ' bind:0 ' /proc/self/numa_maps")
+    assert int(p.stdout.strip()) > 0
+
+
+def test_sysctl_in_the_containers_namespaces(runtime, bundle, cid):
+    with open("/proc/sys/kernel/shmmni") as f:
+        host_shmmni = f.read().strip()
+    bundle.config["linux"]["sysctl"] = {"kernel.shmmni": "1234", "net.ipv4.ip_forward": "1"}
+    p = run(runtime, bundle, cid, "cat /proc/sys/kernel/shmmni /proc/sys/net/ipv4/ip_forward")
+    assert p.stdout.split() == ["1234", "1"]
+    with open("/proc/sys/kernel/shmmni") as f:
+        assert f.read().strip() == host_shmmni
+
+
+def test_sysctl_not_namespaced_is_refused(runtime, bundle, cid):
+    # the value is the host's own, so even a runtime that wrongly wrote it could not change the host
+    with open("/proc/sys/kernel/pid_max") as f:
+        host = f.read()
+    bundle.config["linux"]["sysctl"] = {"kernel.pid_max": host.strip()}
+    p = run(runtime, bundle, cid, "true", check=False)
+    assert p.returncode != 0 and "linux.sysctl.kernel.pid_max" in p.stderr
+
+
+def test_sysctl_net_key_without_a_network_namespace_is_refused(runtime, bundle, cid):
+    bundle.config["linux"]["namespaces"] = [n for n in bundle.config["linux"]["namespaces"]
+                                            if n["type"] != "network"]
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        host = f.read()
+    bundle.config["linux"]["sysctl"] = {"net.ipv4.ip_forward": host.strip()}   # harmless if wrongly written
+    p = run(runtime, bundle, cid, "true", check=False)
+    assert p.returncode != 0 and "linux.sysctl.net.ipv4.ip_forward" in p.stderr
+    assert "needs a network namespace" in p.stderr
