@@ -2,7 +2,7 @@
 PYTHON  ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-APT_PKGS := busybox-static libcap-dev libseccomp2 runc iproute2 util-linux
+APT_PKGS := busybox-static libcap-dev libseccomp2 runc iproute2 util-linux containerd podman
 BUNDLE  := build/bundle
 PYTEST_ARGS ?=
 
@@ -16,7 +16,7 @@ build/.apt:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 	@touch $@
 
@@ -50,7 +50,7 @@ demo: deps bundle
 # The whole suite runs confined: a new cgroup + mount namespace whose cgroup hierarchies are
 # remounted, so every cgroup a test creates lands below this process's own cgroups.
 test: deps bundle
-	sh spec-tests/confine.sh $(BIN)/python -m pytest -q $(PYTEST_ARGS) tests spec-tests
+	sh spec-tests/confine.sh $(BIN)/python -m pytest -q $(PYTEST_ARGS) tests spec-tests conformance
 
 test-unit: deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests

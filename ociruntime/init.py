@@ -63,7 +63,7 @@ def preload(cfg) -> None:
     runtime's own files (and the interpreter's library) are no longer reachable from init."""
     import importlib
     lx, proc = cfg.linux, cfg.process
-    need = ["fcntl", "socket", "json", "ociruntime.linux.namespaces", "ociruntime.linux.rootfs",
+    need = ["fcntl", "ociruntime.linux.namespaces", "ociruntime.linux.rootfs",
             "ociruntime.linux.mounts", "ociruntime.linux.devices", "ociruntime.linux.paths", "ociruntime.linux.user",
             "ociruntime.linux.capabilities", "ociruntime.linux.rlimits"]
     if lx.namespace("network") and not lx.namespace("network").path:
@@ -279,16 +279,18 @@ def _env(proc) -> dict:
 def _lookup(proc) -> str:
     """Resolve process.args[0] with the container's PATH, inside the new root (runc's exec.LookPath)."""
     name = proc.args[0]
+    from .errors import RuntimeErr
     if "/" in name:
         if os.access(name, os.X_OK) and not os.path.isdir(name):
             return name
-        raise sc.SyscallError("exec", f"process.args[0] {name}", 2 if not os.path.exists(name) else 13)
+        # runc's wording: podman and the shim match "no such file or directory" / "permission denied"
+        why = "no such file or directory" if not os.path.exists(name) else "permission denied"
+        raise RuntimeErr(f'exec: process.args[0] "{name}": stat {name}: {why}')
     path = _env(proc).get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     for d in path.split(":"):
         cand = os.path.join(d or ".", name)
         if os.access(cand, os.X_OK) and not os.path.isdir(cand):
             return cand
-    from .errors import RuntimeErr
     raise RuntimeErr(f'exec: process.args[0] "{name}": executable file not found in $PATH')
 
 
