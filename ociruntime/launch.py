@@ -60,6 +60,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         "created": _rfc3339_now(), "annotations": cfg.annotations})
     undo = [st.remove]
     pid = init_pid = 0
+    _interrupt_into_rollback()
     try:
         os.mkfifo(st.fifo, 0o622)
         os.chmod(st.fifo, 0o622)     # not umask'd: init may already be a non-root user when it opens it
@@ -118,6 +119,20 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
             except Exception:  # noqa: BLE001 — best effort; the original error is what the user needs
                 pass
         raise
+
+
+class Interrupted(RuntimeErr):
+    pass
+
+
+def _interrupt_into_rollback():
+    """SIGTERM/SIGINT/SIGHUP during create raise, so the undo list still runs (no state, cgroup or process left)."""
+    import _signal
+
+    def _raise(n, _frame):
+        raise Interrupted(f"create interrupted by signal {n}")
+    for s in (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP):
+        _signal.signal(s, _raise)
 
 
 def _serve(g, sock, pid, cfg, cid, bundle, _unused) -> int:

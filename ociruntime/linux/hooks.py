@@ -59,3 +59,6 @@ def state_doc(cid: str, status: str, pid: int, bundle: str, annotations: dict, v
         st["annotations"] = annotations
     return st
 
+
+
+KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
