@@ -18,12 +18,18 @@ def run_all(kind: str, hooks, state: dict) -> None:
         where = f"hooks.{kind}[{i}] {h.path}"
         args = list(h.args) or [h.path]
         try:
-            p = subprocess.run(args, executable=h.path, input=data, env=_env(h.env), capture_output=True,
-                               timeout=h.timeout, close_fds=True)
-        except subprocess.TimeoutExpired:
-            raise HookError(f"{where}: timed out after {h.timeout}s") from None
+            # its own session, so a timeout kills the hook's children too (none is left running)
+            p = subprocess.Popen(args, executable=h.path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, env=_env(h.env), close_fds=True, start_new_session=True)
         except OSError as e:
             raise HookError(f"{where}: {e.strerror}") from None
+        try:
+            _, stderr = p.communicate(data, timeout=h.timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, 9)
+            p.communicate()
+            raise HookError(f"{where}: timed out after {h.timeout}s") from None
+        p.stderr = stderr
         if p.returncode != 0:
             err = p.stderr.decode(errors="replace").strip().splitlines()
             why = f"exit status {p.returncode}" if p.returncode > 0 else f"killed by signal {-p.returncode}"

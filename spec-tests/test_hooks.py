@@ -1,0 +1,70 @@
+"""config.md "POSIX-platform Hooks": each kind runs at its moment, in order, with the state on stdin."""
+import json
+import os
+import stat
+
+from test_lifecycle import wait_status
+
+
+def _hook_script(tmp_path, name, body="cat > \"$OUT\""):
+    path = tmp_path / f"{name}.sh"
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def test_all_hook_kinds_run_in_order_with_the_state_on_stdin(runtime, bundle, cid, tmp_path):
+    log = tmp_path / "order"
+    hooks = {}
+    for kind in ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"):
+        # createContainer/startContainer run in the container's mount namespace: write where it can see
+        target = "/tmp/hook-" + kind if kind == "startContainer" else str(tmp_path / kind)
+        script = _hook_script(tmp_path, kind, f'cat > "{target}"; echo {kind} >> "{log}" 2>/dev/null || true')
+        if kind == "startContainer":      # its path resolves in the container (config.md)
+            os.rename(script, os.path.join(bundle.rootfs, "hook.sh"))
+            script = "/hook.sh"
+        hooks[kind] = [{"path": script, "args": [kind], "env": [f"KIND={kind}"], "timeout": 10}]
+    bundle.config["hooks"] = hooks
+    bundle.set_args("true").write()
+    runtime("create", "--bundle", bundle.path, cid)
+    pid = runtime.state(cid)["pid"]
+    order = log.read_text().split()
+    # createContainer runs in the container's namespaces before pivot_root, so it still sees the host log
+    assert order == ["prestart", "createRuntime", "createContainer"]
+    assert json.loads((tmp_path / "createContainer").read_text())["id"] == cid
+    st = json.loads((tmp_path / "createRuntime").read_text())
+    assert st["id"] == cid and st["pid"] == pid and st["bundle"] == bundle.path
+    runtime("start", cid)
+    wait_status(runtime, cid, "stopped")
+    # startContainer runs after pivot_root: it wrote its state inside the container
+    assert json.loads(open(os.path.join(bundle.rootfs, "tmp/hook-startContainer")).read())["id"] == cid
+    assert log.read_text().split() == ["prestart", "createRuntime", "createContainer", "poststart"]
+    assert json.loads((tmp_path / "poststart").read_text())["status"] == "running"
+    runtime("delete", cid)
+    assert log.read_text().split()[-1] == "poststop"
+    assert json.loads((tmp_path / "poststop").read_text())["status"] == "stopped"
+
+
+def test_failing_create_runtime_hook_fails_create_and_cleans_up(runtime, bundle, cid, tmp_path):
+    bad = _hook_script(tmp_path, "bad", "echo nope >&2; exit 3")
+    bundle.config["hooks"] = {"createRuntime": [{"path": bad}]}
+    p = runtime("create", "--bundle", bundle.write(), cid, check=False)
+    assert p.returncode == 1
+    assert "hooks.createRuntime[0]" in p.stderr and "exit status 3" in p.stderr and "nope" in p.stderr
+    assert not os.path.exists(os.path.join(runtime.root, cid))
+
+
+def test_hook_timeout_is_enforced(runtime, bundle, cid, tmp_path):
+    slow = _hook_script(tmp_path, "slow", "sleep 5")
+    bundle.config["hooks"] = {"prestart": [{"path": slow, "timeout": 1}]}
+    p = runtime("create", "--bundle", bundle.write(), cid, check=False)
+    assert p.returncode == 1 and "timed out after 1s" in p.stderr
+
+
+def test_failing_poststop_hook_is_logged_and_delete_goes_on(runtime, bundle, cid, tmp_path):
+    bad = _hook_script(tmp_path, "bad", "exit 1")
+    bundle.config["hooks"] = {"poststop": [{"path": bad}]}
+    runtime("create", "--bundle", bundle.set_args("true").write(), cid)
+    p = runtime("delete", cid)
+    assert "hooks.poststop[0]" in p.stderr
+    assert not os.path.exists(os.path.join(runtime.root, cid))
