@@ -267,3 +267,28 @@ def test_terminal_without_console_socket_fails_create_cleanly(runtime, bundle, c
     p = runtime("create", "--bundle", bundle.write(), cid, check=False)
     assert p.returncode != 0 and "console-socket" in p.stderr
     assert not os.path.exists(os.path.join(runtime.root, cid))
+
+
+def test_a_masked_path_cannot_be_unmasked_by_a_mount_in_mounts(runtime, bundle, cid, tmp_path):
+    # mounts[] tries to put host content back over a masked directory: masking runs after every mount
+    src = tmp_path / "fw"
+    src.mkdir()
+    (src / "secret").write_text("host firmware")
+    bundle.config["mounts"].append({"destination": "/sys/firmware", "type": "bind", "source": str(src),
+                                    "options": ["rbind", "rw"]})
+    bundle.config["linux"]["maskedPaths"] = ["/sys/firmware"]
+    out = run_sh(runtime, bundle, cid, "ls -A /sys/firmware | wc -l; touch /sys/firmware/x 2>/dev/null && echo w || echo ro")
+    assert out.split() == ["0", "ro"]
+    assert sorted(os.listdir(src)) == ["secret"]
+
+
+def test_no_process_seen_from_inside_can_write_a_binary_through_proc_exe(runtime, bundle, cid):
+    # CVE-2019-5736 class: while `exec` joins, the runtime (the Python interpreter) is visible inside the
+    # container; it must be non-dumpable so /proc/<pid>/exe cannot be opened from inside.
+    runtime("run", "-d", "--bundle", bundle.set_args("sleep", "10").write(), cid)
+    # inside the container, look for any process whose exe is not busybox and try to open it for writing
+    p = runtime("exec", cid, "sh", "-c",
+                "for p in /proc/[0-9]*; do e=$(readlink $p/exe 2>/dev/null) || continue; "
+                "case $e in */busybox) ;; *) echo visible:$e; (echo x >> $p/exe) 2>/dev/null && echo WROTE;; esac; done; "
+                "echo done")
+    assert "WROTE" not in p.stdout and p.stdout.strip().endswith("done")
