@@ -233,7 +233,7 @@ def _cgroup_mounter(a):
 def _process_attributes(proc, lx):
     """Steps 21-22: each only when configured, so its module is only imported then."""
     if proc.oom_score_adj is not None or lx.personality or proc.scheduler or proc.io_priority or \
-            proc.exec_cpu_affinity or lx.memory_policy:
+            lx.memory_policy:
         from .linux import procattrs
     if proc.oom_score_adj is not None:
         procattrs.apply_oom_score_adj(proc.oom_score_adj)
@@ -249,8 +249,6 @@ def _process_attributes(proc, lx):
         procattrs.apply_scheduler(proc.scheduler)
     if proc.io_priority:
         procattrs.apply_io_priority(proc.io_priority)
-    if proc.exec_cpu_affinity:
-        procattrs.apply_cpu_affinity(proc.exec_cpu_affinity, "initial")
     if lx.memory_policy:
         procattrs.apply_memory_policy(lx.memory_policy)
 
@@ -459,6 +457,9 @@ def _exec_stage2(a: ExecArgs):
         os.close(a.console_fd)
         console.become_session_leader_on(slave)
     _process_attributes(proc, _NoLinux)
+    if proc.exec_cpu_affinity:       # "final": we are in the container's cgroups now ("initial" was set by the parent)
+        from .linux import procattrs
+        procattrs.apply_cpu_affinity(proc.exec_cpu_affinity, "final")
     _chdir(proc.cwd)
     early_seccomp = bool(lx.seccomp) and not proc.no_new_privileges
     if early_seccomp:

@@ -216,6 +216,12 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
             st.release()
             init.exec_main(args)     # never returns
         child_sock.close()
+        undo.append(lambda: _kill_and_reap(pid, 0))
+        if process.exec_cpu_affinity and process.exec_cpu_affinity.get("initial"):
+            # "initial" applies before the move into the container's cgroup (config.md execCPUAffinity)
+            from .linux import procattrs
+            cpus = procattrs.parse_list(process.exec_cpu_affinity["initial"], "process.execCPUAffinity.initial")
+            os.sched_setaffinity(pid, cpus)
         if st.facts.get("cgroup"):
             from .linux import cgroups
             cgroups.manager_from_state(st.facts["cgroup"]).apply(pid)

@@ -292,3 +292,12 @@ def test_no_process_seen_from_inside_can_write_a_binary_through_proc_exe(runtime
                 "case $e in */busybox) ;; *) echo visible:$e; (echo x >> $p/exe) 2>/dev/null && echo WROTE;; esac; done; "
                 "echo done")
     assert "WROTE" not in p.stdout and p.stdout.strip().endswith("done")
+
+
+def test_exec_cpu_affinity_final_applies_to_the_exec_process_only(runtime, bundle, cid, tmp_path):
+    runtime("run", "-d", "--bundle", bundle.set_args("sleep", "10").write(), cid)
+    proc = dict(bundle.config["process"], args=["sh", "-c", "grep Cpus_allowed_list /proc/self/status"],
+                terminal=False, execCPUAffinity={"initial": "0-1", "final": "0"})
+    (tmp_path / "p.json").write_text(json.dumps(proc))
+    out = runtime("exec", "--process", str(tmp_path / "p.json"), cid).stdout
+    assert out.split() == ["Cpus_allowed_list:", "0"]
