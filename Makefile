@@ -44,7 +44,7 @@ $(BUNDLE)/config.json: build/.apt $(VENV)/.stamp bench/mkbundle.sh
 	sh bench/mkbundle.sh $(BUNDLE)
 
 demo: deps bundle
-	@echo "== ociruntime run demo (busybox, all namespaces) =="
+	@echo "== ociruntime run: a busybox container in new pid, network, ipc, uts, mount and cgroup namespaces =="
 	$(BIN)/ociruntime --root build/state run --bundle $(BUNDLE) demo-$$$$
 
 # The whole suite runs confined: a new cgroup + mount namespace whose cgroup hierarchies are
