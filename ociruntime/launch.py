@@ -95,7 +95,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
             mgr.apply(pid)
             mgr.set(cfg.linux.resources or {}, initial=True)   # initial: the device policy is always programmed
         sync.send(parent_sock, sync.GO)
-        init_pid = _serve(g, parent_sock, pid, cfg, cid, bundle, lambda p: None)
+        init_pid = _serve(parent_sock, pid, cfg, cid, bundle)
         if init_pid != pid:
             os.waitpid(pid, 0)       # the intermediate exits once it has forked init
         st.facts.update(pid=init_pid, start_time=proc_start_time(init_pid), creating=False)
@@ -135,7 +135,7 @@ def _interrupt_into_rollback():
         _signal.signal(s, _raise)
 
 
-def _serve(g, sock, pid, cfg, cid, bundle, _unused) -> int:
+def _serve(sock, pid, cfg, cid, bundle) -> int:
     """Answer the child's requests until READY; return init's host pid."""
     init_pid = 0
     while True:

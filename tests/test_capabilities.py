@@ -1,46 +1,16 @@
 """process.capabilities and process.user: each behaviour proven in a forked child that applies the function and
 reports /proc/self/status (or what an exec'd program sees) back through a pipe."""
-import json
 import os
 import subprocess
 
 import pytest
 
 from ociruntime.config.model import Capabilities, User
+from childproc import ChildError, in_child  # noqa: F401
 from ociruntime.errors import ConfigError, SyscallError
 from ociruntime.linux import capabilities, syscalls, user
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
-
-
-def in_child(fn):
-    """Run fn() in a forked child; return its JSON-able result, or raise what it raised as (type, message)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            try:
-                out = {"ok": fn()}
-            except BaseException as e:  # noqa: BLE001 - reported to the parent
-                out = {"err": type(e).__name__, "msg": str(e)}
-            os.write(w, json.dumps(out).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    os.waitpid(pid, 0)
-    res = json.loads(data)
-    if "err" in res:
-        raise ChildError(res["err"], res["msg"])
-    return res["ok"]
-
-
-class ChildError(Exception):
-    def __init__(self, kind, msg):
-        super().__init__(f"{kind}: {msg}")
-        self.kind, self.msg = kind, msg
 
 
 def status():

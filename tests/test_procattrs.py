@@ -3,49 +3,19 @@ execCPUAffinity, linux.memoryPolicy and linux.sysctl: each applied in a forked c
 then says (getrlimit, /proc/self/*, sched_getscheduler, ioprio_get, get_mempolicy ...) through a pipe."""
 import ctypes
 import errno
-import json
 import os
 import resource
 
 import pytest
 
 from ociruntime.config.model import Rlimit
+from childproc import ChildError, in_child  # noqa: F401
 from ociruntime.errors import ConfigError, SyscallError
 from ociruntime.linux import procattrs, rlimits, sysctl, syscalls
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 INF = (1 << 64) - 1
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-class ChildError(Exception):
-    def __init__(self, kind, msg):
-        super().__init__(f"{kind}: {msg}")
-        self.kind, self.msg = kind, msg
-
-
-def in_child(fn):
-    """Run fn() in a forked child; return its JSON-able result, or raise ChildError with what it raised."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            try:
-                out = {"ok": fn()}
-            except BaseException as e:  # noqa: BLE001 - reported to the parent
-                out = {"err": type(e).__name__, "msg": str(e)}
-            os.write(w, json.dumps(out).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    os.waitpid(pid, 0)
-    res = json.loads(data)
-    if "err" in res:
-        raise ChildError(res["err"], res["msg"])
-    return res["ok"]
 
 
 def status(field):

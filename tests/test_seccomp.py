@@ -10,6 +10,7 @@ import struct
 import threading
 
 import pytest
+from childproc import run_forked
 
 from ociruntime.errors import ConfigError, RuntimeErr
 from ociruntime.linux import seccomp
@@ -19,24 +20,10 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 def run(cfg, probe, **kw):
     """Fork; the child loads cfg then runs probe() and writes its JSON result. Returns (result or None, status)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            try:
-                seccomp.load(cfg, **kw)
-                out = {"ok": probe()}
-            except BaseException as e:  # noqa: BLE001 - reported to the parent
-                out = {"err": type(e).__name__, "msg": str(e)}
-            os.write(w, json.dumps(out).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    _, st = os.waitpid(pid, 0)
-    return (json.loads(data) if data else None), st
+    def child():
+        seccomp.load(cfg, **kw)
+        return probe()
+    return run_forked(child)
 
 
 def errno_of(fn):

@@ -15,25 +15,29 @@ def run_all(kind: str, hooks, state: dict) -> None:
     """Run hooks of one kind in order; the first failure raises HookError naming hooks.<kind>[i]."""
     data = dumps(state).encode()
     for i, h in enumerate(hooks):
-        where = f"hooks.{kind}[{i}] {h.path}"
-        args = list(h.args) or [h.path]
-        try:
-            # its own session, so a timeout kills the hook's children too (none is left running)
-            p = subprocess.Popen(args, executable=h.path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, env=_env(h.env), close_fds=True, start_new_session=True)
-        except OSError as e:
-            raise HookError(f"{where}: {e.strerror}") from None
-        try:
-            _, stderr = p.communicate(data, timeout=h.timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, 9)
-            p.communicate()
-            raise HookError(f"{where}: timed out after {h.timeout}s") from None
-        p.stderr = stderr
-        if p.returncode != 0:
-            err = p.stderr.decode(errors="replace").strip().splitlines()
-            why = f"exit status {p.returncode}" if p.returncode > 0 else f"killed by signal {-p.returncode}"
-            raise HookError(f"{where}: {why}" + (f": {err[-1]}" if err else ""))
+        run_one(kind, i, h, data)
+
+
+def run_one(kind: str, i: int, h, data: bytes) -> None:
+    """One hook: the state on stdin, its args/env, its timeout; HookError names hooks.<kind>[i]."""
+    where = f"hooks.{kind}[{i}] {h.path}"
+    args = list(h.args) or [h.path]
+    try:
+        # its own session, so a timeout kills the hook's children too (none is left running)
+        p = subprocess.Popen(args, executable=h.path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=_env(h.env), close_fds=True, start_new_session=True)
+    except OSError as e:
+        raise HookError(f"{where}: {e.strerror}") from None
+    try:
+        _, stderr = p.communicate(data, timeout=h.timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, 9)
+        p.communicate()
+        raise HookError(f"{where}: timed out after {h.timeout}s") from None
+    if p.returncode != 0:
+        err = stderr.decode(errors="replace").strip().splitlines()
+        why = f"exit status {p.returncode}" if p.returncode > 0 else f"killed by signal {-p.returncode}"
+        raise HookError(f"{where}: {why}" + (f": {err[-1]}" if err else ""))
 
 
 def _env(env):
@@ -52,11 +56,12 @@ def hooks_from_raw(raw: dict | None, kind: str):
 
 def poststop_all(hooks, state: dict, log) -> None:
     """poststop: a failure is logged and the rest still run (runtime.md: delete continues)."""
+    data = dumps(state).encode()
     for i, h in enumerate(hooks):
         try:
-            run_all("poststop", (h,), state)
+            run_one("poststop", i, h, data)
         except HookError as e:
-            log.warn(str(e).replace("hooks.poststop[0]", f"hooks.poststop[{i}]"))
+            log.warn(str(e))
 
 
 def state_doc(cid: str, status: str, pid: int, bundle: str, annotations: dict, version="1.3.0") -> dict:
