@@ -5,18 +5,21 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
 
     stage 1 (the forked child, still in the runtime's namespaces)
       1  non-dumpable                     before anything of ours can be seen from inside the container
-      2  move our fds out of the way      the --preserve-fds range 3..3+N-1 stays for the container
-      3  wait for GO                      the parent has put us in the container's cgroups
+      2  import what the sequence needs   after pivot_root the runtime's files are out of reach (preload)
+      3  move our fds out of the way      the --preserve-fds range 3..3+N-1 stays for the container
       4  join namespaces given by path    setns, user first
       5  new user namespace               unshare, parent writes uid/gid maps, become root in it
-      6  new namespaces                   unshare the rest in one call (cgroup ns after cgroup placement)
+      6  new namespaces                   unshare the rest in one call, but cgroup (12a)
       7  time offsets                     before the first child of the new time namespace
       8  fork for pid/time namespaces     the grandchild is init (PID 1); the intermediate reports its pid and exits
-    stage 2 (init, in every namespace)
+    stage 2 (init, in every namespace). On PID the parent puts init in its cgroups: the first cgroup.procs write
+    waits for an RCU grace period (~10 ms), so 9-12 run meanwhile, as our own code only, forking nothing.
       9  loopback up                      new network namespace only
      10  rootfs: propagation, self-bind   rootfsPropagation, then rootfs becomes a mount point
-     11  mounts[]                         in order, destinations resolved inside the rootfs
+     11  mounts[]                         in order, destinations resolved inside the rootfs (a cgroup mount
+                                          waits for 12a first)
      12  /dev                             default devices, linux.devices, links
+     12a wait for GO: we are in the container's cgroups; new cgroup namespace, rooted there
      13  open the exec FIFO (O_PATH)      the state dir is gone from view after pivot
      14  prestart/createRuntime hooks     run by the parent (runtime namespace), we wait
      15  createContainer hooks            container namespaces, before pivot
@@ -42,24 +45,14 @@ import sys
 import _signal  # the C module: `import signal` costs ~4 ms (enum)
 
 from . import sync
+from .initargs import ExecArgs, InitArgs
 from .linux import syscalls as sc
 
 _HIGH_FD = 1000  # our own fds move up here, away from the caller's preserved range
 
 
-class InitArgs:
-    """What the parent hands to the child across fork (plain values; no parsing happens in the child)."""
-
-    __slots__ = ("cfg", "cid", "sock", "fifo", "console_fd", "no_pivot", "no_new_keyring", "preserve_fds",
-                 "cgroup_state", "debug", "fifo_w", "host_pid")
-
-    def __init__(self, **kw):
-        for k in self.__slots__:
-            setattr(self, k, kw.get(k))
-
-
 def preload(cfg) -> None:
-    """Import, before fork, every module the init sequence will need for this config: after pivot_root the
+    """Import, before pivot_root, every module the init sequence will need for this config: after pivot_root the
     runtime's own files (and the interpreter's library) are no longer reachable from init."""
     import importlib
     lx, proc = cfg.linux, cfg.process
@@ -108,12 +101,12 @@ def _fail(a, e):
 
 
 def _stage1(a: InitArgs):
-    from .linux import namespaces
     cfg = a.cfg
     lx = cfg.linux
     sc.set_dumpable(False)                                       # 1
-    _move_own_fds(a)                                             # 2
-    sync.expect(a.sock, sync.GO)                                 # 3
+    preload(cfg)                                                 # 2
+    from .linux import namespaces
+    _move_own_fds(a)                                             # 3
     namespaces.join(lx.namespaces)                               # 4
     userns = lx.namespace("user")
     if userns and not userns.path:                               # 5
@@ -122,7 +115,7 @@ def _stage1(a: InitArgs):
         sync.expect(a.sock, sync.GO)
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    sc.unshare(namespaces.new_flags(lx.namespaces))              # 6
+    sc.unshare(namespaces.new_flags(lx.namespaces, exclude=("user", "cgroup")))   # 6
     timens = lx.namespace("time")
     if timens and not timens.path and lx.time_offsets:           # 7
         namespaces.write_time_offsets(lx.time_offsets)
@@ -134,6 +127,18 @@ def _stage1(a: InitArgs):
     else:
         sync.send(a.sock, sync.PID, str(os.getpid()))
     _stage2(a)
+
+
+def _await_placement(a: InitArgs) -> None:
+    """Step 12a: GO means the parent has put us (init) in the container's cgroups; only then the cgroup namespace
+    (rooted at the cgroup we are in) and anything that forks or lets the container's code run."""
+    if a.placed:
+        return
+    sync.expect(a.sock, sync.GO)
+    ns = a.cfg.linux.namespace("cgroup")
+    if ns and not ns.path:
+        sc.unshare(sc.CLONE_NEWCGROUP)
+    a.placed = True
 
 
 def _stage2(a: InitArgs):
@@ -150,6 +155,7 @@ def _stage2(a: InitArgs):
                      mount_label=lx.mount_label, cgroup_mount=_cgroup_mounter(a))
     devices.setup_dev(cfg.root_path, lx.devices, in_userns=in_userns,  # 12
                       dev_is_mounted=any(m.destination == "/dev" for m in cfg.mounts))
+    _await_placement(a)                                          # 12a
     fifo = os.open(a.fifo, os.O_PATH | os.O_CLOEXEC)             # 13
     listener = None
     if lx.seccomp and lx.seccomp.get("listenerPath"):            # a host path: reachable only before pivot
@@ -224,6 +230,7 @@ def _cgroup_mounter(a):
     ns = a.cfg.linux.namespace("cgroup")
 
     def mount(dest, options):
+        _await_placement(a)          # the cgroup mount shows the cgroup namespace's view
         from .linux import cgroups
         cgroups.mount_cgroup(dest, read_only=bool(options.flags & sc.MS_RDONLY), cgroupns=ns is not None,
                              manager_state=a.cgroup_state, flags=options.flags & ~sc.MS_RDONLY)
@@ -379,15 +386,6 @@ def _restore_signals():
 
 # -- exec: a new process in a running container ----------------------------------------------------------------------
 
-class ExecArgs:
-    __slots__ = ("process", "init_pid", "sock", "console_fd", "preserve_fds", "listener", "cid", "cfg", "fifo_w",
-                 "host_pid")
-
-    def __init__(self, **kw):
-        for k in self.__slots__:
-            setattr(self, k, kw.get(k))
-
-
 # /proc/<pid>/ns names in the order they are joined: user first (it grants the rights to join the others),
 # mnt last but one (it changes our root), pid needs a fork to take effect.
 _EXEC_NS = ("user", "cgroup", "ipc", "uts", "net", "pid", "time", "mnt")
@@ -400,7 +398,7 @@ def exec_main(a: ExecArgs) -> None:
     """Entry of the child forked by `ociruntime exec`. Never returns.
 
       1  non-dumpable                    before we are visible inside the container (CVE-2019-5736 class)
-      2  move our fds out of the way
+      2  import what the sequence needs, move our fds out of the way
       3  wait for GO                     the parent has put us in the container's cgroups
       4  join every namespace of init that differs from ours (user first, mnt last: it switches our root)
       5  fork                            pid/time namespaces apply to children; the intermediate reports and exits
@@ -409,7 +407,8 @@ def exec_main(a: ExecArgs) -> None:
     """
     try:
         sc.set_dumpable(False)                                       # 1
-        _move_own_fds(a)                                             # 2
+        preload(a.cfg)                                               # 2 (while the parent places us in cgroups)
+        _move_own_fds(a)
         sync.expect(a.sock, sync.GO)                                 # 3
         seccomp_cfg = a.cfg.linux.seccomp
         if seccomp_cfg and seccomp_cfg.get("listenerPath"):           # a host path: connect before joining mnt

@@ -5,7 +5,7 @@ no state dir, cgroup or process behind (mounts live in the container's mount nam
 import os
 import time
 
-from . import sync
+from . import initargs, sync
 from .errors import ConfigError, RuntimeErr
 from .state import ContainerState, proc_start_time, write_atomic
 
@@ -45,6 +45,13 @@ def _check_supported(cfg, g):
     if cfg.process.apparmor_profile or cfg.process.selinux_label or lx.mount_label:
         from .linux import lsm
         lsm.check(cfg.process, lx.mount_label)
+    if lx.net_devices:               # the devices exist here, before anything is created
+        from .linux import netdevices
+        net = lx.namespace("network")
+        netdevices.check(lx.net_devices, net.path if net else None)
+    if lx.intel_rdt is not None:     # resctrl is mounted
+        from .linux import intelrdt
+        intelrdt.check()
 
 
 def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> ContainerState:
@@ -65,9 +72,8 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         os.mkfifo(st.fifo, 0o622)
         os.chmod(st.fifo, 0o622)     # not umask'd: init may already be a non-root user when it opens it
         mgr = _cgroup_manager(g, cfg, cid)
-        if mgr is not None:
-            mgr.create()
-            undo.append(mgr.destroy)
+        created = []                 # the cgroup is made after fork; undone after the child is killed
+        undo.append(lambda: created and mgr.destroy())
         console_fd = o.console_fd
         if cfg.process.terminal and console_fd is None:
             from .linux import console
@@ -78,9 +84,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         if subreaper:
             from .linux import syscalls
             syscalls.set_child_subreaper()
-        from . import init
-        init.preload(cfg)
-        args = init.InitArgs(cfg=cfg, cid=cid, sock=child_sock, fifo=st.fifo, console_fd=console_fd,
+        args = initargs.InitArgs(cfg=cfg, cid=cid, sock=child_sock, fifo=st.fifo, console_fd=console_fd,
                              no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
                              preserve_fds=_preserved_fds(o.preserve_fds or 0),
                              cgroup_state=mgr.to_state() if mgr else None, debug=g.debug)
@@ -88,14 +92,26 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         if pid == 0:
             parent_sock.close()
             st.release()             # the flock lives on the shared open file: the child must not keep it
-            init.main(args)          # never returns
+            initargs.run_child("main", args)   # never returns
         child_sock.close()
-        undo.append(lambda: _kill_and_reap(pid, init_pid))
-        if mgr is not None:          # before GO: the child is in its cgroups before it unshares or forks init
-            mgr.apply(pid)
-            mgr.set(cfg.linux.resources or {}, initial=True)   # initial: the device policy is always programmed
-        sync.send(parent_sock, sync.GO)
-        init_pid = _serve(parent_sock, pid, cfg, cid, bundle)
+        undo.append(lambda: _kill_and_reap(pid, 0))
+        if mgr is not None:          # while the child imports its modules and makes its namespaces
+            mgr.create()
+            created.append(True)
+            _warm_up(mgr, pid)
+
+        def place(init_pid: int):
+            """init exists (PID): put it in its cgroups and resctrl group, then GO (init.py step 12a)."""
+            undo.append(lambda: _kill_and_reap(init_pid, 0))
+            if mgr is not None:
+                _place(parent_sock, lambda: mgr.apply(init_pid))
+                mgr.set(cfg.linux.resources or {}, initial=True)   # initial: the device policy is always set
+            if cfg.linux.intel_rdt is not None:
+                from .linux import intelrdt
+                st.facts["intelRdt"] = rdt = intelrdt.apply(cfg.linux.intel_rdt, cid, init_pid)
+                undo.append(lambda: intelrdt.destroy(rdt, rollback=True))
+            sync.send(parent_sock, sync.GO)
+        init_pid = _serve(parent_sock, pid, cfg, cid, bundle, undo, place)
         if init_pid != pid:
             os.waitpid(pid, 0)       # the intermediate exits once it has forked init
         st.facts.update(pid=init_pid, start_time=proc_start_time(init_pid), creating=False)
@@ -135,9 +151,9 @@ def _interrupt_into_rollback():
         _signal.signal(s, _raise)
 
 
-def _serve(sock, pid, cfg, cid, bundle) -> int:
+def _serve(sock, pid, cfg, cid, bundle, undo, place) -> int:
     """Answer the child's requests until READY; return init's host pid."""
-    init_pid = 0
+    init_pid, moved = 0, None
     while True:
         tag, payload = sync.expect(sock, sync.MAPS, sync.PID, sync.HOOKS, sync.READY)
         if tag == sync.MAPS:
@@ -146,6 +162,11 @@ def _serve(sock, pid, cfg, cid, bundle) -> int:
             sync.send(sock, sync.GO)
         elif tag == sync.PID:
             init_pid = int(payload)
+            place(init_pid)
+            if cfg.linux.net_devices:    # init's network namespace exists; nothing of the container's runs yet
+                from .linux import netdevices
+                moved = netdevices.move_all(cfg.linux.net_devices, init_pid)
+                undo.append(moved.give_back)    # a failed create gives the devices back (delete does not: spec)
         elif tag == sync.HOOKS:
             from .linux import hooks
             state = hooks.state_doc(cid, "creating", init_pid, bundle, cfg.annotations, cfg.oci_version)
@@ -153,7 +174,28 @@ def _serve(sock, pid, cfg, cid, bundle) -> int:
             hooks.run_all("createRuntime", cfg.hooks.create_runtime, state)
             sync.send(sock, sync.GO)
         else:
+            if moved is not None:
+                moved.release()          # init waits on the FIFO now: its own reference keeps the namespace
             return init_pid
+
+
+def _warm_up(mgr, pid: int) -> None:
+    """Place the intermediate child right away. The first cgroup.procs write of a burst waits for an RCU grace
+    period (~10 ms here; v1's threadgroup rwsem): started now, it runs while the child imports and unshares, and
+    placing init (on PID) shares it. Best effort: init is placed by its own write either way."""
+    try:
+        mgr.apply(pid)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _place(sock, apply):
+    """Put the child in its cgroups; if it already died, its own error (ERR on the socket) is the one to report."""
+    try:
+        apply()
+    except Exception:
+        sync.raise_pending_error(sock)
+        raise
 
 
 def _cgroup_manager(g, cfg, cid):
@@ -191,7 +233,6 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
                  preserve_fds=0, subreaper=False) -> int:
     """Start `process` in the running container `st`. Returns the new process's host pid once it has exec'd."""
     from .config import model
-    from . import init
     cfg, _ = model.load(st.facts["bundle"], validate=False)
     if process.terminal and console_socket is None and console_fd is None:
         raise ConfigError("process.terminal", "is true but no --console-socket was given to receive the pty master")
@@ -204,17 +245,16 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
         parent_sock, child_sock = sync.pair()
         undo.append(parent_sock.close)
         cfg_for_preload = _with_process(cfg, process)
-        init.preload(cfg_for_preload)
         if subreaper:
             from .linux import syscalls
             syscalls.set_child_subreaper()
-        args = init.ExecArgs(process=process, init_pid=st.pid, sock=child_sock, console_fd=console_fd,
+        args = initargs.ExecArgs(process=process, init_pid=st.pid, sock=child_sock, console_fd=console_fd,
                              preserve_fds=_preserved_fds(preserve_fds or 0), cid=st.id, cfg=cfg_for_preload)
         pid = os.fork()
         if pid == 0:
             parent_sock.close()
             st.release()
-            init.exec_main(args)     # never returns
+            initargs.run_child("exec_main", args)   # never returns
         child_sock.close()
         undo.append(lambda: _kill_and_reap(pid, 0))
         if process.exec_cpu_affinity and process.exec_cpu_affinity.get("initial"):
@@ -224,7 +264,10 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
             os.sched_setaffinity(pid, cpus)
         if st.facts.get("cgroup"):
             from .linux import cgroups
-            cgroups.manager_from_state(st.facts["cgroup"]).apply(pid)
+            _place(parent_sock, lambda: cgroups.manager_from_state(st.facts["cgroup"]).apply(pid))
+        if st.facts.get("intelRdt"):   # the exec'd process shares the container's cache/bandwidth allocation
+            from .linux import intelrdt
+            intelrdt.add_task(st.facts["intelRdt"], pid)
         sync.send(parent_sock, sync.GO)
         _, payload = sync.expect(parent_sock, sync.PID)
         exec_pid = int(payload)

@@ -60,16 +60,19 @@ class ContainerState:
     # -- construction -------------------------------------------------------------------------------------------
     @classmethod
     def new(cls, root: str, cid: str, facts: dict) -> "ContainerState":
-        """Reserve the id: mkdir is the atomic test-and-set; the lock is held until release()."""
+        """Reserve the id: mkdir is the atomic test-and-set; the lock is held until release(). The facts are
+        written once, by create when init is ready (a file write costs ~1 ms on ext4): until then `state` reads
+        the directory alone as `creating`."""
         check_id(cid)
-        os.makedirs(root, mode=0o711, exist_ok=True)
         st = cls(root, cid, facts)
         try:
             os.mkdir(st.dir, 0o711)
+        except FileNotFoundError:
+            os.makedirs(root, mode=0o711, exist_ok=True)
+            return cls.new(root, cid, facts)
         except FileExistsError:
             raise StateError(f"container with id exists: {cid}") from None
         st.lock()
-        st.save()
         return st
 
     @classmethod

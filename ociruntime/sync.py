@@ -53,3 +53,14 @@ def recv_or_eof(sock) -> tuple[str, str]:
         return "", ""
     tag, _, payload = data.decode(errors="replace").partition(" ")
     return tag, payload
+
+
+def raise_pending_error(sock) -> None:
+    """If the child already reported an error (without waiting for us), raise it; otherwise return."""
+    try:
+        data = sock.recv(65536, _socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return
+    tag, _, payload = data.decode(errors="replace").partition(" ")
+    if tag == ERR:
+        raise InitError(payload)

@@ -106,6 +106,17 @@ class Runtime:
     def state(self, cid):
         return json.loads(self("state", cid).stdout)
 
+    def wait_status(self, cid, want, timeout=5.0):
+        """Poll `state` until the container reaches `want`; its state document."""
+        import time
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.state(cid)
+            if st["status"] == want:
+                return st
+            time.sleep(0.01)
+        raise AssertionError(f"{cid} never became {want}: {self.state(cid)}")
+
     def cleanup(self):
         for cid in self.ids:
             subprocess.run([self.exe, "--root", self.root, "delete", "--force", cid], capture_output=True)

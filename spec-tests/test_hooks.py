@@ -3,8 +3,6 @@ import json
 import os
 import stat
 
-from test_lifecycle import wait_status
-
 
 def _hook_script(tmp_path, name, body="cat > \"$OUT\""):
     path = tmp_path / f"{name}.sh"
@@ -35,7 +33,7 @@ def test_all_hook_kinds_run_in_order_with_the_state_on_stdin(runtime, bundle, ci
     st = json.loads((tmp_path / "createRuntime").read_text())
     assert st["id"] == cid and st["pid"] == pid and st["bundle"] == bundle.path
     runtime("start", cid)
-    wait_status(runtime, cid, "stopped")
+    runtime.wait_status(cid, "stopped")
     # startContainer runs after pivot_root: it wrote its state inside the container
     assert json.loads(open(os.path.join(bundle.rootfs, "tmp/hook-startContainer")).read())["id"] == cid
     assert log.read_text().split() == ["prestart", "createRuntime", "createContainer", "poststart"]

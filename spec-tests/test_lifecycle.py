@@ -12,16 +12,6 @@ from conftest import EXE, REPO
 STATE_SCHEMA = os.path.join(REPO, "..", "shared", "runtime-spec-v1.3.0", "schema", "state-schema.json")
 
 
-def wait_status(runtime, cid, want, timeout=5.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        st = runtime.state(cid)
-        if st["status"] == want:
-            return st
-        time.sleep(0.02)
-    raise AssertionError(f"{cid} never became {want}: {runtime.state(cid)}")
-
-
 def test_create_leaves_container_created_with_its_pid(runtime, bundle, cid):
     runtime("create", "--bundle", bundle.set_args("true").write(), cid)
     st = runtime.state(cid)
@@ -52,7 +42,7 @@ def test_start_runs_the_process_and_it_ends_stopped(runtime, bundle, cid, tmp_pa
     runtime("create", "--bundle", bundle.path, cid)
     assert not os.path.exists(os.path.join(bundle.rootfs, "tmp/marker")), "process ran before start"
     runtime("start", cid)
-    wait_status(runtime, cid, "stopped")
+    runtime.wait_status(cid, "stopped")
     with open(os.path.join(bundle.rootfs, "tmp/marker")) as f:
         assert f.read() == "started\n"
     assert runtime.state(cid)["pid"] == 0
@@ -70,7 +60,7 @@ def test_start_on_running_container_fails(runtime, bundle, cid):
 def test_start_on_stopped_container_fails(runtime, bundle, cid):
     runtime("create", "--bundle", bundle.set_args("true").write(), cid)
     runtime("start", cid)
-    wait_status(runtime, cid, "stopped")
+    runtime.wait_status(cid, "stopped")
     p = runtime("start", cid, check=False)
     assert p.returncode != 0 and "stopped" in p.stderr
 
@@ -100,13 +90,13 @@ def test_state_of_unknown_container_says_it_does_not_exist(runtime):
 def test_kill_created_container_stops_it(runtime, bundle, cid):
     runtime("create", "--bundle", bundle.set_args("true").write(), cid)
     runtime("kill", cid, "KILL")
-    wait_status(runtime, cid, "stopped")
+    runtime.wait_status(cid, "stopped")
 
 
 def test_kill_created_container_with_default_sigterm_stops_it(runtime, bundle, cid):
     runtime("create", "--bundle", bundle.set_args("true").write(), cid)
     runtime("kill", cid)
-    wait_status(runtime, cid, "stopped")
+    runtime.wait_status(cid, "stopped")
 
 
 @pytest.mark.parametrize("sig", ["9", "KILL", "SIGKILL", "sigkill"])
@@ -114,7 +104,7 @@ def test_kill_accepts_signal_numbers_and_names(runtime, bundle, cid, sig):
     runtime("create", "--bundle", bundle.set_args("sleep", "10").write(), cid)
     runtime("start", cid)
     runtime("kill", cid, sig)
-    wait_status(runtime, cid, "stopped")
+    runtime.wait_status(cid, "stopped")
 
 
 def test_kill_delivers_the_named_signal_to_the_process(runtime, bundle, cid):
@@ -124,7 +114,7 @@ def test_kill_delivers_the_named_signal_to_the_process(runtime, bundle, cid):
     runtime("start", cid)
     time.sleep(0.3)
     runtime("kill", cid, "USR1")
-    wait_status(runtime, cid, "stopped")
+    runtime.wait_status(cid, "stopped")
     with open(os.path.join(bundle.rootfs, "tmp/sig")) as f:
         assert f.read() == "got-usr1\n"
 
@@ -132,7 +122,7 @@ def test_kill_delivers_the_named_signal_to_the_process(runtime, bundle, cid):
 def test_kill_of_stopped_container_fails_with_not_running(runtime, bundle, cid):
     runtime("create", "--bundle", bundle.set_args("true").write(), cid)
     runtime("start", cid)
-    wait_status(runtime, cid, "stopped")
+    runtime.wait_status(cid, "stopped")
     p = runtime("kill", cid, "KILL", check=False)
     assert p.returncode != 0 and "not running" in p.stderr
     assert runtime("kill", "--all", cid, "KILL", check=False).returncode == 0
@@ -173,7 +163,7 @@ def test_delete_of_created_but_never_started_container_succeeds(runtime, bundle,
 def test_delete_of_stopped_container_removes_it(runtime, bundle, cid):
     runtime("create", "--bundle", bundle.set_args("true").write(), cid)
     runtime("start", cid)
-    wait_status(runtime, cid, "stopped")
+    runtime.wait_status(cid, "stopped")
     runtime("delete", cid)
     assert "does not exist" in runtime("state", cid, check=False).stderr
 

@@ -52,6 +52,7 @@ def ctr(tmp_path):
     st = ContainerState.new(root, cid, {"pid": proc.pid, "start_time": proc_start_time(proc.pid),
                                         "bundle": str(tmp_path), "created": "2024-01-01T00:00:00Z",
                                         "cgroup": mgr.to_state(), "ociVersion": "1.3.0"})
+    st.save()                    # create saves its facts once init is ready
     st.release()
     c = Ctr(root, cid, mgr, proc)
     yield c

@@ -136,5 +136,38 @@ def run(g, o, args):
     st, mgr = load(g, args[0], lock=True)
     if st.status() not in ("created", "running", "paused"):
         raise StateError("container not running")
-    mgr.set(r)
+    merged = merge_resources(stored_resources(g, st), r)
+    # each section the update touches is written whole, as runc writes its merged config: a driver converting one
+    # value needs its siblings (v2 memory.swap.max is swap minus the limit set earlier)
+    mgr.set({key: merged[key] for key in r if key in merged})
+    st.facts["resources"] = merged   # only once the kernel took them: the next update merges on top of these
+    st.save()
     return 0
+
+
+def stored_resources(g, st) -> dict:
+    """The resources in force: those a previous update stored, else linux.resources of the bundle's config.json."""
+    import json
+    import os
+    if isinstance(st.facts.get("resources"), dict):
+        return st.facts["resources"]
+    path = os.path.join(st.facts.get("bundle") or "", "config.json")
+    try:
+        with open(path, "rb") as f:
+            res = (json.loads(f.read()).get("linux") or {}).get("resources")
+    except (OSError, ValueError, AttributeError) as e:
+        g.log.debug(f"update: no resources from {path} to merge with: {e}")
+        return {}
+    return res if isinstance(res, dict) else {}
+
+
+def merge_resources(old: dict, new: dict) -> dict:
+    """new on top of old: objects merge key by key, anything else (numbers, strings, lists) replaces; a null
+    value is one not given."""
+    out = dict(old)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_resources(out[key], value)
+        elif value is not None:
+            out[key] = value
+    return out

@@ -410,8 +410,50 @@ def _personality(doc, ctx):
         yield f"linux.personality.flags[{i}]", f"{flag!r} is not supported (the spec defines no flags)"
 
 
+def _ifname_rule(name: str, template: bool):
+    """Linux's dev_valid_name(): 1..15 bytes, not . or .., no '/', ':' or whitespace; `template`: one %d allowed
+    (the kernel picks the number), else no '%' at all."""
+    if not name or len(name.encode()) > 15 or name in (".", "..") or any(c in "/:" or c.isspace() for c in name):
+        return f"{name!r} is not an interface name (1-15 bytes, no '/', ':' or whitespace, not . or ..)"
+    if "%" in name and not (template and name.count("%") == 1 and "%d" in name):
+        return f"{name!r}: '%' is only allowed as one %d template in a container-side name"
+    return None
+
+
+def _net_devices(doc, ctx):
+    """linux.netDevices: valid names on both sides, and no two devices given the same name in the container."""
+    taken = {}
+    for host, dev in (doc.get("linux", {}).get("netDevices") or {}).items():
+        rule = _ifname_rule(host, template=False)
+        if rule:
+            yield f"linux.netDevices.{host}", rule
+            continue
+        target = dev.get("name") or host
+        if dev.get("name"):
+            rule = _ifname_rule(target, template=True)
+            if rule:
+                yield f"linux.netDevices.{host}.name", rule
+                continue
+        if "%" not in target:
+            if target in taken:
+                yield f"linux.netDevices.{host}", f"{target!r} is also the container-side name of " \
+                                                  f"linux.netDevices.{taken[target]}"
+            taken.setdefault(target, host)
+
+
+_RESCTRL_RESERVED = ("info", "mon_groups", "mon_data")
+
+
+def _intel_rdt(doc, ctx):
+    clos = doc.get("linux", {}).get("intelRdt", {}).get("closID")
+    if clos is not None and clos != "/" and (not clos or "/" in clos or clos in (".", "..")
+                                              or clos in _RESCTRL_RESERVED):
+        yield "linux.intelRdt.closID", f"{clos!r} is not a resctrl group name (one path component, not " \
+                                       f"{', '.join(_RESCTRL_RESERVED)}; or / for the root group)"
+
+
 SEMANTIC_CHECKS = (_oci_version, _root, _process, _linux_namespaces, _needs_namespace, _mounts, _hooks, _devices,
-                   _linux_paths, _seccomp, _resources, _personality)
+                   _linux_paths, _seccomp, _resources, _personality, _net_devices, _intel_rdt)
 
 
 def semantic_errors(doc: dict, bundle: str | None = None, for_create: bool = True):

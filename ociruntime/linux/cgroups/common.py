@@ -185,8 +185,13 @@ def walk_procs(path: str) -> list[int]:
 def rmdir_tree(path: str, attempts: int = 50):
     """Remove a cgroup directory and its sub-cgroups, deepest first; retry while exiting tasks linger (EBUSY).
     A missing directory is fine."""
-    if not os.path.isdir(path):
+    try:
+        os.rmdir(path)               # the usual case: no sub-cgroups, no lingering task
         return
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass
     dirs = [d for d, _, _ in os.walk(path)]
     for d in reversed(dirs):
         delay = 0.002

@@ -1,0 +1,37 @@
+"""What the parent hands to the forked child (create's init, exec's process): plain values, no parsing happens
+in the child. Kept apart from init.py so the parent can fork without importing init's modules (ctypes, the
+mount code...): the child imports them itself, while the parent places it in its cgroups."""
+
+
+class _Args:
+    __slots__ = ()
+
+    def __init__(self, **kw):
+        for k in self.__slots__:
+            setattr(self, k, kw.get(k))
+
+
+class InitArgs(_Args):
+    __slots__ = ("cfg", "cid", "sock", "fifo", "console_fd", "no_pivot", "no_new_keyring", "preserve_fds",
+                 "cgroup_state", "debug", "fifo_w", "host_pid", "placed")
+
+
+class ExecArgs(_Args):
+    __slots__ = ("process", "init_pid", "sock", "console_fd", "preserve_fds", "listener", "cid", "cfg", "fifo_w",
+                 "host_pid")
+
+
+def run_child(entry: str, args) -> None:
+    """In the forked child: import init and run `entry` (main or exec_main). Never returns; an import failure
+    travels to the parent like any init error, and never unwinds into the parent's code."""
+    import os
+    try:
+        from . import init
+        getattr(init, entry)(args)
+    except BaseException as e:  # noqa: BLE001
+        try:
+            from . import sync
+            sync.send(args.sock, sync.ERR, f"init: {e}")
+        except BaseException:  # noqa: BLE001
+            pass
+    os._exit(1)
