@@ -52,6 +52,9 @@ def start(st: ContainerState, log) -> None:
             pass
     if data[:1] != b"1" or len(data) > 1:
         msg = data[1:].decode(errors="replace") if data[:1] == b"1" else ""
+        if data[1:2] == b"\0":      # the sealed exec program's report of a failed execve (linux/dmz.py)
+            from .linux import dmz
+            msg = dmz.failure_message(data[1:]) or "exec failed"
         raise RuntimeErr(msg or "container init exited before exec (see the container's stderr)")
     if st.facts.get("hooks", {}).get("poststart"):
         from .linux import hooks

@@ -31,13 +31,15 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
      21  oomScoreAdj, rlimits             rlimits before the user switch (raising needs privileges)
      22  LSM exec labels, personality, scheduler, ioPriority, CPU affinity, memory policy
      23  session keyring                  unless --no-new-keyring
-     24  cwd                              inside the new root, never a path or fd of the host
+     24  close every fd not passed on, then cwd: inside the new root, never a path or fd of the host
+         (a cwd the new root cannot reach, e.g. /proc/self/fd/N of a preserved host dir, fails: CVE-2024-21626)
      25  user switch keeping capabilities, then the five capability sets, umask
      26  noNewPrivileges
-     27  close every fd not passed on; READY; block on the exec FIFO until `start`
+     27  READY; block on the exec FIFO until `start`
      28  startContainer hooks
      29  seccomp                          last, so setup syscalls are not filtered
-     30  execve process.args
+     30  execve process.args              through the sealed in-memory program of step 24a (linux/dmz.py): the
+                                          runtime's binary is never /proc/self/exe of that execve (CVE-2019-5736)
 """
 import os
 import sys
@@ -76,6 +78,7 @@ def preload(cfg) -> None:
         need += ["ociruntime.linux.hooks", "subprocess"]
     if lx.seccomp:
         need.append("ociruntime.linux.seccomp")
+    need.append("ociruntime.linux.dmz")
     for name in need:
         mod = importlib.import_module(name)
         if hasattr(mod, "preload"):
@@ -191,7 +194,10 @@ def _stage2(a: InitArgs):
     _process_attributes(proc, lx)                                # 21, 22
     if not a.no_new_keyring:                                     # 23
         sc.keyctl_join_session_keyring(a.cid)
-    _chdir(proc.cwd)                                             # 24
+    _close_foreign_fds(a)                                        # 24
+    _chdir(proc.cwd)
+    err_fd = fifo     # the FIFO's write end takes this number in _wait_for_start: the exec report goes there
+    exe = _prepare_exec(proc, lx, err_fd)                        # 24a
     # without noNewPrivileges, loading a filter needs CAP_SYS_ADMIN: then it goes in before the user switch
     early_seccomp = bool(lx.seccomp) and not proc.no_new_privileges
     if early_seccomp:
@@ -199,7 +205,6 @@ def _stage2(a: InitArgs):
     _switch_user(proc)                                           # 25
     if proc.no_new_privileges:                                   # 26
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-    _close_foreign_fds(a)                                        # 27
     argv0 = _lookup(proc)  # fail in create, not in start, when the program is missing
     _wait_for_start(a, fifo)
     try:
@@ -209,12 +214,27 @@ def _stage2(a: InitArgs):
         if lx.seccomp and not early_seccomp:                     # 29
             _load_seccomp(a, lx.seccomp, listener)
         _restore_signals()
-        os.execve(argv0, list(proc.args), _env(proc))            # 30
+        _exec_program(exe, err_fd, argv0, proc)                  # 30
     except BaseException as e:  # noqa: BLE001 — the FIFO is still open: `start` reads this and fails
         try:
             os.write(a.fifo_w, f"exec {proc.args[0]}: {e}".encode())
         finally:
             os._exit(127)
+
+
+def _prepare_exec(proc, lx, err_fd: int):
+    """Step 24a: the sealed program that will exec process.args (None where it cannot run: not x86-64)."""
+    from .linux import dmz
+    if not dmz.supported():
+        return None
+    return dmz.prepare(err_fd, proc.user.uid, proc.user.gid, chmod=not lx.seccomp)
+
+
+def _exec_program(exe, err_fd: int, argv0: str, proc):
+    if exe is None:
+        os.execve(argv0, list(proc.args), _env(proc))
+    from .linux import dmz
+    dmz.execve(exe, err_fd, argv0, list(proc.args), _env(proc))
 
 
 def _load_seccomp(a, cfg, listener):
@@ -271,6 +291,11 @@ def _chdir(cwd: str):
         os.chdir(cwd)
     except OSError as e:
         raise sc.SyscallError("chdir", f"process.cwd {cwd}", e.errno) from None
+    try:
+        os.getcwd()      # the kernel marks a cwd outside our root "(unreachable)"; getcwd() then fails
+    except FileNotFoundError:
+        from .errors import RuntimeErr
+        raise RuntimeErr(f"process.cwd {cwd}: is outside the container's root") from None
 
 
 def _env(proc) -> dict:
@@ -368,9 +393,10 @@ def _wait_for_start(a, fifo_path_fd: int):
     sync.send(a.sock, sync.READY)
     a.sock.close()
     w = os.open(f"/proc/self/fd/{fifo_path_fd}", os.O_WRONLY | os.O_CLOEXEC)
-    os.close(fifo_path_fd)
-    os.write(w, b"1")
-    a.fifo_w = w
+    os.dup2(w, fifo_path_fd, inheritable=False)   # the write end takes the O_PATH fd's number (step 24a)
+    os.close(w)
+    os.write(fifo_path_fd, b"1")
+    a.fifo_w = fifo_path_fd
 
 
 def _restore_signals():
@@ -459,21 +485,22 @@ def _exec_stage2(a: ExecArgs):
     if proc.exec_cpu_affinity:       # "final": we are in the container's cgroups now ("initial" was set by the parent)
         from .linux import procattrs
         procattrs.apply_cpu_affinity(proc.exec_cpu_affinity, "final")
+    _close_foreign_fds(a)
     _chdir(proc.cwd)
+    exe = _prepare_exec(proc, lx, a.sock.fileno())   # a failed exec is reported on the sync socket
     early_seccomp = bool(lx.seccomp) and not proc.no_new_privileges
     if early_seccomp:
         _load_seccomp(a, lx.seccomp, a.listener)
     _switch_user(proc)
     if proc.no_new_privileges:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-    _close_foreign_fds(a)
     argv0 = _lookup(proc)
     sync.send(a.sock, sync.READY, str(a.host_pid))
     if lx.seccomp and not early_seccomp:
         _load_seccomp(a, lx.seccomp, a.listener)
     _restore_signals()
     try:
-        os.execve(argv0, list(proc.args), _env(proc))
+        _exec_program(exe, a.sock.fileno(), argv0, proc)
     except OSError as e:
         sync.send(a.sock, sync.ERR, f"exec {proc.args[0]}: {e.strerror}")
         os._exit(127)

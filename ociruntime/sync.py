@@ -51,6 +51,9 @@ def recv_or_eof(sock) -> tuple[str, str]:
     data = sock.recv(65536)
     if not data:
         return "", ""
+    if data[:1] == b"\0":             # the sealed exec program's report of a failed execve (linux/dmz.py)
+        from .linux import dmz
+        return ERR, dmz.failure_message(data) or "exec failed"
     tag, _, payload = data.decode(errors="replace").partition(" ")
     return tag, payload
 

@@ -1,0 +1,123 @@
+"""The container's program is exec'd through a tiny sealed in-memory program, never by the runtime itself
+(CVE-2019-5736 class).
+
+A script whose interpreter is `/proc/self/exe` (or an execveat of /proc/self/exe) is resolved by the kernel in the
+process doing the execve. If that process were the runtime, the runtime's binary (here: the host's Python
+interpreter) would start as a container process, dumpable again after execve, and the container could open its
+/proc/<pid>/exe and, once nothing runs it, write to the host's interpreter. Non-dumpable cannot help: execve resets
+it. So init (and exec) execve this program from a sealed memfd instead; it execs the container's program in turn,
+and `/proc/self/exe` during that execve is the sealed copy: no host file.
+
+The program (x86-64, 171 bytes, assembled from the source below; the two 0x7eadbeef immediates are patched with
+the error fd, the first syscall number with chmod's or getpid's):
+
+        lea rdi, [rip + exe_path]   ; chmod("/proc/self/exe", 0): a script whose interpreter is /proc/self/exe
+        xor esi, esi                ;   finds us not executable (EACCES) instead of re-exec'ing itself forever
+        mov eax, 90
+        syscall
+        mov edi, ERRFD              ; fcntl(ERRFD, F_SETFD, FD_CLOEXEC): the report fd never reaches the program
+        mov esi, 2
+        mov edx, 1
+        mov eax, 72
+        syscall
+        mov rdx, [rsp]              ; execve(argv[0], &argv[1], envp)
+        lea rsi, [rsp + 16]
+        lea rdx, [rsp + rdx*8 + 16]
+        mov rdi, [rsp + 8]
+        mov eax, 59
+        syscall
+        neg eax                     ; failed: writev(ERRFD, [{"\\0", errno}, {argv[0], strlen}]), exit_group(127)
+        mov byte [rsp - 2], 0
+        mov byte [rsp - 1], al
+        mov rsi, [rsp + 8]
+        xor edx, edx
+    1:  cmp byte [rsi + rdx], 0
+        je 2f
+        inc rdx
+        jmp 1b
+    2:  lea rax, [rsp - 2]
+        mov [rsp - 40], rax
+        mov qword [rsp - 32], 2
+        mov [rsp - 24], rsi
+        mov [rsp - 16], rdx
+        mov edi, ERRFD
+        lea rsi, [rsp - 40]
+        mov edx, 2
+        mov eax, 20
+        syscall
+        mov edi, 127
+        mov eax, 231
+        syscall
+    exe_path: .asciz "/proc/self/exe"
+
+With a seccomp filter the chmod becomes getpid (a filter may kill on chmod): a `#!/proc/self/exe` script then
+re-execs itself in a loop inside its container, which is no escape. Exec failures come back on ERRFD as
+b"\\0" + errno byte + path, which failure_message() turns into the usual one-line error.
+"""
+import os
+import struct
+
+_CODE = bytes.fromhex(
+    "488d3d9500000031f6b85a0000000f05bfefbead7ebe02000000ba01000000b8480000000f05488b1424488d742410488d54d410"
+    "488b7c2408b83b0000000f05f7d8c64424fe00884424ff488b74240831d2803c1600740548ffc2ebf5488d4424fe48894424d848"
+    "c74424e00200000048897424e848895424f0bfefbead7e488d7424d8ba02000000b8140000000f05bf7f000000b8e70000000f05"
+    "2f70726f632f73656c662f65786500")
+_ERRFD_AT = (0x11, 0x7b)
+_FIRST_SYSCALL_AT = 0x0a
+_SYS_CHMOD, _SYS_GETPID = 90, 39
+_BASE = 0x400000
+_PT_LOAD, _PT_GNU_STACK = 1, 0x6474E551
+
+
+def supported() -> bool:
+    return os.uname().machine == "x86_64"
+
+
+def image(err_fd: int, chmod: bool = True) -> bytes:
+    """The ELF file: header, two program headers (one R+X load of the whole file, a non-executable stack), code."""
+    code = bytearray(_CODE)
+    for at in _ERRFD_AT:
+        struct.pack_into("<I", code, at, err_fd)
+    struct.pack_into("<I", code, _FIRST_SYSCALL_AT, _SYS_CHMOD if chmod else _SYS_GETPID)
+    off = 64 + 2 * 56
+    size = off + len(code)
+    ehdr = struct.pack("<4sBBBBB7xHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, 2, 0x3E, 1, _BASE + off, 64, 0, 0,
+                       64, 56, 2, 0, 0, 0)
+    load = struct.pack("<IIQQQQQQ", _PT_LOAD, 5, 0, _BASE, _BASE, size, size, 0x1000)
+    stack = struct.pack("<IIQQQQQQ", _PT_GNU_STACK, 6, 0, 0, 0, 0, 0, 16)
+    return ehdr + load + stack + bytes(code)
+
+
+def prepare(err_fd: int, uid: int = 0, gid: int = 0, chmod: bool = True) -> int:
+    """A sealed memfd holding the program (close-on-exec), owned by the user the program will run as so its
+    chmod works. Call before seccomp is loaded (memfd_create may be filtered)."""
+    import fcntl
+    fd = os.memfd_create("ociruntime-exec", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        os.write(fd, image(err_fd, chmod))
+        os.fchmod(fd, 0o555)
+        os.fchown(fd, uid, gid)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW |
+                    fcntl.F_SEAL_WRITE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def execve(memfd: int, err_fd: int, path: str, args: list, env: dict):
+    """Exec the program, which execs path with args. Returns only if the program itself could not be exec'd."""
+    os.set_inheritable(err_fd, True)
+    argv = [path, *args]
+    try:
+        os.execve(memfd, argv, env)                     # execveat(fd, "", AT_EMPTY_PATH)
+    except OSError:
+        os.execve(f"/proc/self/fd/{memfd}", argv, env)  # a filter may allow execve but not execveat
+
+
+def failure_message(data: bytes) -> str | None:
+    """The one-line error for what the program wrote on a failed execve, or None if `data` is not such a report."""
+    if len(data) < 2 or data[0] != 0:
+        return None
+    path = data[2:].decode(errors="replace")
+    return f"exec {path}: {os.strerror(data[1]).lower()}"

@@ -1,0 +1,355 @@
+"""The runc CVE classes, attacked from inside real busybox containers. Every test is an attack that must fail.
+
+CVE-2019-5736: the runtime is the host's Python interpreter. While `exec` joins a container, or while `create`
+builds a container that joins another one's PID namespace, the runtime is a process the container can see. An
+attacker that opens its /proc/<pid>/exe (or its fds, environ, mem, cwd, root) holds host files; with the exe it
+waits until the binary is no longer running and reopens it for writing through /proc/self/fd: the next runtime
+call runs the attacker's code as host root. The runtime must stay non-dumpable for as long as it is visible.
+And the container must never get the runtime's binary to run as one of *its* processes (a script whose
+interpreter is /proc/self/exe, the original exploit).
+
+The attacker is a busybox ash loop, the container's init; it logs what it SAW and every open that WORKED.
+Opens for writing use `>>` and write nothing, so even a successful attack changes no byte on the host.
+
+CVE-2024-21626: process.cwd given as /proc/self/fd/N (or another /proc link) must not give the container a
+working directory on the host: create/exec fails with an error naming the cwd, or the cwd is inside the root.
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from conftest import EXE, Bundle, reap
+
+RUNTIME_COMM = "(%s)" % os.path.basename(EXE)[:15]   # /proc/<pid>/stat's comm of every runtime process
+INTERPRETER = os.path.realpath(os.path.join(os.path.dirname(EXE), "python3"))
+
+# For every live process whose exe is not busybox: log SEEN once per (pid, comm), then on every pass try each way
+# in (TRIED once the first try is over). A working open logs an OPEN line with the process's comm read *after*
+# the open: still the runtime's comm means the open happened while it was the runtime (exec is one way). An exe
+# handle is reopened for writing through our own fd, as the exploit does, and the result logged ("Text file
+# busy" only because the binary still runs somewhere; the runtime's own `exec` parent, for one).
+# Redirections on `{ }` groups: a failed open skips the group instead of ending the shell.
+ATTACKER = r"""
+exec 9>>/attack.log
+found() {
+  st=; { read -r st <$2/stat; } 2>/dev/null
+  set -- "$1" "$2" "$3" $st
+  echo "OPEN $1 $2 now=$5 $3" >&9
+}
+attack() {
+  d=$1
+  { found exe-read $d "-> $(readlink /proc/self/fd/3) reopen-for-write: $({ echo ok; } 2>&1 4>>/proc/self/fd/3)"
+  } 2>/dev/null 3<$d/exe
+  { found exe-write $d; } 2>/dev/null 3>>$d/exe
+  { found environ $d; } 2>/dev/null 3<$d/environ
+  { found mem $d; } 2>/dev/null 3<$d/mem
+  { found cwd $d "$(ls -a $d/cwd/ | tr '\n' ' ')"; } 2>/dev/null 3<$d/cwd
+  { found root $d; } 2>/dev/null 3<$d/root
+  for f in $d/fd/* $d/task/*/exe; do
+    [ -e "$f" ] || continue
+    found fd-follow $d "$f -> $(readlink $f)"
+    if [ -f "$f" ]; then { found fd-write $d $f; } 2>/dev/null 3>>$f; fi
+  done
+}
+seen=" "
+echo READY >&9
+while [ ! -e /stop ]; do
+  for d in /proc/[1-9]*; do
+    [ $d = /proc/1 ] && continue
+    { read -r st <$d/stat; } 2>/dev/null || continue
+    set -- $st
+    [ "$3" = Z ] && continue
+    [ $d/exe -ef /bin/busybox ] && continue
+    case $seen in
+      *" $d$2 "*) attack $d ;;
+      *) seen="$seen$d$2 "; echo "SEEN $d $2" >&9; attack $d; echo "TRIED $d $2" >&9 ;;
+    esac
+  done
+done
+echo DONE >&9
+"""
+
+
+def _digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def host_binaries():
+    """What an exe attack overwrites: the interpreter every runtime call starts, and the launcher script."""
+    return {p: _digest(p) for p in (INTERPRETER, os.path.realpath(EXE))}
+
+
+class Attacker:
+    """The attack loop as init of container `cid`; its log is in the bundle's rootfs, read from the host."""
+
+    def __init__(self, runtime, bundle, cid):
+        self.bundle = bundle
+        self.log_path = os.path.join(bundle.rootfs, "attack.log")
+        runtime("run", "-d", "--bundle", bundle.set_args("sh", "-c", ATTACKER).write(), cid)
+        self.wait_for(lambda: "READY" in self.lines(), "the attacker never started")
+        self.pid = runtime.state(cid)["pid"]
+
+    def lines(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def seen(self, comm=RUNTIME_COMM, what="SEEN"):
+        return [ln for ln in self.lines() if ln.startswith(what + " ") and ln.endswith(" " + comm)]
+
+    @staticmethod
+    def wait_for(cond, why, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert time.monotonic() < deadline, why
+            time.sleep(0.02)
+
+    def stop(self):
+        """End the loop; every line it logged."""
+        open(os.path.join(self.bundle.rootfs, "stop"), "w").close()
+        self.wait_for(lambda: "DONE" in self.lines(), "the attacker did not stop")
+        return self.lines()
+
+
+def exe_handles(lines):
+    """Opened exes that are host files an attacker could write once no process runs them. Not counted: busybox
+    (the container's own), a memfd (a sealed copy exists nowhere on the host), a reopen refused for another reason
+    than "busy" (an interpreter on a read-only mount, say)."""
+    out = []
+    for ln in lines:
+        if ln.startswith("OPEN exe-read "):
+            target, _, reopen = ln.partition("-> ")[2].partition(" reopen-for-write: ")
+            if target != "/bin/busybox" and not target.startswith("/memfd:") and \
+                    (reopen == "ok" or reopen.endswith("Text file busy")):
+                out.append(ln)
+    return out
+
+
+def runtime_findings(lines):
+    """Every open that reached a runtime process, and every exe handle on a host file."""
+    hits = [ln for ln in lines if ln.startswith("OPEN ") and f" now={RUNTIME_COMM} " in ln + " "]
+    return list(dict.fromkeys(hits + exe_handles(lines)))
+
+
+def report(findings, limit=25):
+    return "\n".join(findings[:limit]) + (f"\n... {len(findings) - limit} more" if len(findings) > limit else "")
+
+
+# -- CVE-2019-5736 class ---------------------------------------------------------------------------------------
+
+EXEC_ROUNDS, EXECS_PER_ROUND = 4, 12
+
+
+def test_runtime_seen_inside_during_exec_cannot_be_opened_through_proc(runtime, bundle, cid):
+    before = host_binaries()
+    attacker = Attacker(runtime, bundle, cid)
+    for _ in range(EXEC_ROUNDS):
+        for _ in range(EXECS_PER_ROUND):
+            runtime("exec", cid, "true")
+        if attacker.seen():
+            break
+    lines = attacker.stop()
+    found = runtime_findings(lines)
+    assert not found, "phase exec: the runtime (pids in the container's view) was opened from inside:\n" + report(found)
+    assert attacker.seen(), (f"race window never observed: in {EXEC_ROUNDS * EXECS_PER_ROUND} execs the attacker never "
+                             f"saw a {RUNTIME_COMM} process inside, so this run proves nothing; log: {lines[:20]}")
+    assert host_binaries() == before
+
+
+def test_init_of_a_container_joining_a_pid_namespace_cannot_be_opened_through_proc(runtime, bundle, make_id,
+                                                                                   tmp_path):
+    # b joins a's PID namespace by path: from its fork until `start`, b's init (the runtime) is a process of a's
+    before = host_binaries()
+    a, b = make_id(), make_id()
+    attacker = Attacker(runtime, bundle, a)
+    second = Bundle(tmp_path / "second")
+    second.config["linux"]["namespaces"] = [{"type": "pid", "path": f"/proc/{attacker.pid}/ns/pid"},
+                                            {"type": "mount"}, {"type": "ipc"}, {"type": "uts"},
+                                            {"type": "network"}]
+    runtime("create", "--bundle", second.set_args("true").write(), b)
+    try:
+        # b's init waits for `start`: the attacker has all the time it needs, and goes at it many times over
+        attacker.wait_for(lambda: attacker.seen(what="TRIED"), "race window never observed: b's init (the "
+                          "runtime) never appeared in a's PID namespace", timeout=5)
+        time.sleep(0.2)
+        runtime("start", b)
+    finally:
+        runtime("delete", "--force", b)
+        reap()               # b's init is our child (subreaper): a's PID namespace cannot end while it is a zombie
+    lines = attacker.stop()
+    found = runtime_findings(lines)
+    assert not found, "phase create (joined PID namespace): b's init was opened from a:\n" + report(found)
+    assert host_binaries() == before
+
+
+def give_rootfs_the_interpreters_libraries(rootfs):
+    """Copy the dynamic loader and the libraries the host interpreter links to the same paths in the rootfs: the
+    image is then like any glibc-based one, in which the host's interpreter binary can start."""
+    out = subprocess.run(["ldd", INTERPRETER], capture_output=True, text=True, check=True).stdout
+    for word in out.split():
+        if word.startswith("/") and os.path.exists(word):
+            dest = os.path.join(rootfs, word.lstrip("/"))
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            shutil.copy(word, dest)
+
+
+def plant_proc_self_exe_script(rootfs):
+    """/evil: a script whose interpreter is /proc/self/exe, in an image that has the interpreter's libraries."""
+    give_rootfs_the_interpreters_libraries(rootfs)
+    evil = os.path.join(rootfs, "evil")
+    with open(evil, "w") as f:
+        f.write("#!/proc/self/exe\n")
+    os.chmod(evil, 0o755)
+
+
+def test_container_script_with_proc_self_exe_as_interpreter_gives_no_handle_on_a_host_binary(runtime, bundle, cid):
+    # The original exploit: the program exec runs is a script whose interpreter is /proc/self/exe. The kernel
+    # resolves it in the process doing the execve — the runtime — so the runtime's own binary starts as a
+    # container process, dumpable, and the attacker opens its exe. Non-dumpable cannot help: the execve resets it.
+    # Here the final execve is done by a sealed in-memory program that makes itself non-executable first: /evil's
+    # interpreter is then that program, not executable, and exec fails with EACCES instead of starting anything.
+    plant_proc_self_exe_script(bundle.rootfs)
+    before = host_binaries()
+    attacker = Attacker(runtime, bundle, cid)
+    refused = []
+    for _ in range(EXEC_ROUNDS * EXECS_PER_ROUND):
+        p = runtime("exec", cid, "/evil", check=False)
+        if p.returncode != 0 and "exec /evil: permission denied" in p.stderr:
+            refused.append(p.stderr)
+        if attacker.seen("(evil)") or len(refused) >= EXECS_PER_ROUND:
+            break
+    lines = attacker.stop()
+    found = exe_handles(lines)
+    assert not found, ("phase exec, final execve of a `#!/proc/self/exe` script: the container holds the host's "
+                       f"interpreter {INTERPRETER} (writable once it no longer runs):\n" + report(found))
+    assert refused or attacker.seen("(evil)"), "neither refused nor observed: the attack was never really tried"
+    assert host_binaries() == before
+
+
+def test_started_container_script_with_proc_self_exe_as_interpreter_gives_no_handle_on_a_host_binary(
+        runtime, bundle, make_id, tmp_path):
+    # the same through create + start: b's process is /evil, b joins a's PID namespace, a is the attacker
+    before = host_binaries()
+    attacker = Attacker(runtime, bundle, make_id())
+    second = Bundle(tmp_path / "second")
+    plant_proc_self_exe_script(second.rootfs)
+    second.config["linux"]["namespaces"] = [{"type": "pid", "path": f"/proc/{attacker.pid}/ns/pid"},
+                                            {"type": "mount"}, {"type": "ipc"}, {"type": "uts"},
+                                            {"type": "network"}]
+    second.set_args("/evil").write()
+    refused = []
+    for _ in range(EXEC_ROUNDS * 3):
+        b = make_id()
+        runtime("create", "--bundle", second.path, b)
+        try:
+            p = runtime("start", b, check=False)
+            if p.returncode != 0 and "exec /evil: permission denied" in p.stderr:
+                refused.append(p.stderr)
+            Attacker.wait_for(lambda: runtime.state(b)["status"] == "stopped", "/evil did not end")
+        finally:
+            runtime("delete", "--force", b)
+            reap()
+        if attacker.seen("(evil)") or len(refused) >= 3:
+            break
+    lines = attacker.stop()
+    found = exe_handles(lines)
+    assert not found, ("phase start, init's execve of a `#!/proc/self/exe` script: the container holds the host's "
+                       f"interpreter {INTERPRETER} (writable once it no longer runs):\n" + report(found))
+    assert refused or attacker.seen("(evil)"), "neither refused nor observed: the attack was never really tried"
+    assert host_binaries() == before
+
+
+# -- CVE-2024-21626 class --------------------------------------------------------------------------------------
+
+# fds 3..10 are where a leaked runtime fd would sit; the runtime keeps its own fds from 1000 up
+HOSTILE_CWDS = [f"/proc/self/fd/{n}" for n in (*range(3, 11), 1000, 1001)] + \
+    ["/proc/self/cwd/..", "/proc/1/cwd", "/proc/1/root/..", "/proc/thread-self/cwd/../.."]
+PROBE = 'pwd -P; ls -a . .. ../..'
+
+
+@pytest.fixture
+def marker(tmp_path):
+    """A directory on the host with a uniquely named file in it and in its parent (the bundle's parent)."""
+    name = f"HOST-MARKER-{uuid.uuid4().hex[:8]}"
+    hostdir = tmp_path / "hostdir"
+    hostdir.mkdir()
+    (hostdir / name).write_text("host")
+    (tmp_path / name).write_text("host")
+    return hostdir, name
+
+
+def assert_not_on_host(p, cwd, name):
+    where = f"cwd {cwd}: rc={p.returncode} stdout={p.stdout!r} stderr={p.stderr!r}"
+    assert name not in p.stdout, "the process's cwd is on the host: " + where
+    if p.returncode != 0:
+        assert "cwd" in p.stderr, "refused, but the error does not name the cwd: " + where
+        return
+    # getcwd works only for a directory reachable from the process's root
+    assert p.stdout.startswith("/"), "the process's cwd is outside its root (the host): " + where
+
+
+def test_run_with_a_proc_cwd_never_starts_on_the_host(runtime, bundle, make_id, marker):
+    for cwd in HOSTILE_CWDS:
+        bundle.config["process"]["cwd"] = cwd
+        p = runtime("run", "--bundle", bundle.set_args("sh", "-c", PROBE).write(), make_id(), check=False)
+        assert_not_on_host(p, cwd, marker[1])
+
+
+def test_exec_with_a_proc_cwd_never_starts_on_the_host(runtime, bundle, cid, marker):
+    runtime("run", "-d", "--bundle", bundle.set_args("sleep", "30").write(), cid)
+    for cwd in HOSTILE_CWDS:
+        p = runtime("exec", "--cwd", cwd, cid, "sh", "-c", PROBE, check=False)
+        assert_not_on_host(p, cwd, marker[1])
+
+
+def with_dir_fd(runtime, n, hostdir, *args):
+    """Run the runtime with an inheritable fd n on a host directory, as a buggy caller (a shim) would leak it —
+    runc leaked its own such fd in the CVE. With --preserve-fds the fd is passed on on purpose."""
+    return subprocess.run(["sh", "-c", f'exec {n}<"$0"; exec "$@"', str(hostdir), EXE, "--root", runtime.root, *args],
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("n,extra", [(7, ()), (3, ("--preserve-fds", "1"))], ids=["leaked", "preserved"])
+def test_run_with_cwd_through_a_host_directory_fd_never_starts_on_the_host(runtime, bundle, cid, marker, n, extra):
+    bundle.config["process"]["cwd"] = f"/proc/self/fd/{n}"
+    p = with_dir_fd(runtime, n, marker[0], "run", *extra, "--bundle", bundle.set_args("sh", "-c", PROBE).write(), cid)
+    assert_not_on_host(p, f"/proc/self/fd/{n}", marker[1])
+
+
+@pytest.mark.parametrize("n,extra", [(7, ()), (3, ("--preserve-fds", "1"))], ids=["leaked", "preserved"])
+def test_exec_with_cwd_through_a_host_directory_fd_never_starts_on_the_host(runtime, bundle, cid, marker, n, extra):
+    runtime("run", "-d", "--bundle", bundle.set_args("sleep", "30").write(), cid)
+    p = with_dir_fd(runtime, n, marker[0], "exec", *extra, "--cwd", f"/proc/self/fd/{n}", cid, "sh", "-c", PROBE)
+    assert_not_on_host(p, f"/proc/self/fd/{n}", marker[1])
+
+
+def fd_listing(out):
+    """`ls -l /proc/self/fd` -> {fd: target}"""
+    fds = {}
+    for line in out.splitlines():
+        if " -> " in line:
+            left, target = line.split(" -> ", 1)
+            fds[left.split()[-1]] = target
+    return fds
+
+
+def test_exec_passes_no_fd_but_stdio(runtime, bundle, cid, marker):
+    runtime("run", "-d", "--bundle", bundle.set_args("sleep", "30").write(), cid)
+    p = with_dir_fd(runtime, 7, marker[0], "exec", cid, "ls", "-l", "/proc/self/fd")  # the caller's fd 7 neither
+    assert p.returncode == 0, p.stderr
+    fds = fd_listing(p.stdout)
+    assert {"0", "1", "2"} <= set(fds), p.stdout
+    extra = {k: v for k, v in fds.items() if k not in ("0", "1", "2")}
+    # the one fd beyond stdio is ls's own, on the directory it lists
+    assert len(extra) <= 1 and all(v.startswith("/proc/") and v.endswith("/fd") for v in extra.values()), fds
