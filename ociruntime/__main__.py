@@ -83,7 +83,7 @@ def run_and_exit() -> None:
         sys.stderr.flush()
     except OSError:
         rc = rc or 1
-    import os
+    from . import fastos as os
     os._exit(rc)
 
 

@@ -1,6 +1,6 @@
 """The lifecycle state machine (runtime.md "Lifecycle" and "Operations"): which operation is allowed in which
 status, and what it does. `create` is launch.py; the rest is here so `run` and the CLI share it."""
-import os
+from . import fastos as os
 
 import _signal  # the C module: `import signal` costs ~4 ms (enum) on every kill/start/delete
 

@@ -3,23 +3,25 @@
 Runs in the process forked by launch.py. It never returns into caller code: it ends in execve or os._exit, and any
 exception before READY travels to the parent as one ERR message (sync.py) that `create` prints.
 
-    stage 1 (the forked child, still in the runtime's namespaces)
-      1  non-dumpable                     before anything of ours can be seen from inside the container
-      2  import what the sequence needs   after pivot_root the runtime's files are out of reach (preload)
-      3  move our fds out of the way      the --preserve-fds range 3..3+N-1 stays for the container
-      4  join namespaces given by path    setns, user first
-      5  new user namespace               unshare, parent writes uid/gid maps, become root in it
-      6  new namespaces                   unshare the rest in one call, but cgroup (12a)
-      7  time offsets                     before the first child of the new time namespace
-      8  fork for pid/time namespaces     the grandchild is init (PID 1); the intermediate reports its pid and exits
+    stage 1 (the forked child, still in the runtime's namespaces; it imports no more than this needs)
+      1  non-dumpable                     before anything of ours can be seen from inside the container (init
+                                          inherits it across fork)
+      2  move our fds out of the way      the --preserve-fds range 3..3+N-1 stays for the container
+      3  join namespaces given by path    setns, user first
+      4  new user namespace               unshare, parent writes uid/gid maps, become root in it
+      5  new namespaces                   unshare the rest in one call, but cgroup (P)
+      6  time offsets                     before the first child of the new time namespace
+      7  fork for pid/time namespaces     the grandchild is init (PID 1); the intermediate reports its pid and exits
     stage 2 (init, in every namespace). On PID the parent puts init in its cgroups: the first cgroup.procs write
-    waits for an RCU grace period (~10 ms), so 9-12 run meanwhile, as our own code only, forking nothing.
+    waits for an RCU grace period (~10 ms here), so init goes on meanwhile, running only our code and forking
+    nothing, up to step P, taken at the first of: a cgroup mount (11), hooks (14, 15), step 21.
+      P  wait for GO                      we are in the container's cgroups; new cgroup namespace, rooted there
+      8  import what the sequence needs   after pivot_root the runtime's files are out of reach (preload);
+                                          with a user namespace, before 3 (its root may not read them)
       9  loopback up                      new network namespace only
      10  rootfs: propagation, self-bind   rootfsPropagation, then rootfs becomes a mount point
-     11  mounts[]                         in order, destinations resolved inside the rootfs (a cgroup mount
-                                          waits for 12a first)
+     11  mounts[]                         in order, destinations resolved inside the rootfs
      12  /dev                             default devices, linux.devices, links
-     12a wait for GO: we are in the container's cgroups; new cgroup namespace, rooted there
      13  open the exec FIFO (O_PATH)      the state dir is gone from view after pivot
      14  prestart/createRuntime hooks     run by the parent (runtime namespace), we wait
      15  createContainer hooks            container namespaces, before pivot
@@ -28,7 +30,8 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
      18  hostname, domainname, sysctl     sysctl before /proc/sys turns read-only
      19  masked and readonly paths        after every mount so mounts[] cannot undo them
      20  read-only root
-     21  oomScoreAdj, rlimits             rlimits before the user switch (raising needs privileges)
+     21  oomScoreAdj, rlimits             (after P: affinity, scheduler and memory policy depend on the cgroup)
+                                          rlimits before the user switch (raising needs privileges)
      22  LSM exec labels, personality, scheduler, ioPriority, CPU affinity, memory policy
      23  session keyring                  unless --no-new-keyring
      24  close every fd not passed on, then cwd: inside the new root, never a path or fd of the host
@@ -107,22 +110,23 @@ def _stage1(a: InitArgs):
     cfg = a.cfg
     lx = cfg.linux
     sc.set_dumpable(False)                                       # 1
-    preload(cfg)                                                 # 2
+    if lx.namespace("user"):      # as root of a user namespace, the runtime's files may be unreadable (/root)
+        preload(cfg)                                             # 8, early
     from .linux import namespaces
-    _move_own_fds(a)                                             # 3
-    namespaces.join(lx.namespaces)                               # 4
+    _move_own_fds(a)                                             # 2
+    namespaces.join(lx.namespaces)                               # 3
     userns = lx.namespace("user")
-    if userns and not userns.path:                               # 5
+    if userns and not userns.path:                               # 4
         sc.unshare(sc.CLONE_NEWUSER)
         sync.send(a.sock, sync.MAPS)
         sync.expect(a.sock, sync.GO)
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    sc.unshare(namespaces.new_flags(lx.namespaces, exclude=("user", "cgroup")))   # 6
+    sc.unshare(namespaces.new_flags(lx.namespaces, exclude=("user", "cgroup")))   # 5
     timens = lx.namespace("time")
-    if timens and not timens.path and lx.time_offsets:           # 7
+    if timens and not timens.path and lx.time_offsets:           # 6
         namespaces.write_time_offsets(lx.time_offsets)
-    if lx.namespace("pid") or (timens and not timens.path):      # 8
+    if lx.namespace("pid") or (timens and not timens.path):      # 7
         pid = os.fork()
         if pid:
             sync.send(a.sock, sync.PID, str(pid))
@@ -133,7 +137,7 @@ def _stage1(a: InitArgs):
 
 
 def _await_placement(a: InitArgs) -> None:
-    """Step 12a: GO means the parent has put us (init) in the container's cgroups; only then the cgroup namespace
+    """Step P: GO means the parent has put us (init) in the container's cgroups; only then the cgroup namespace
     (rooted at the cgroup we are in) and anything that forks or lets the container's code run."""
     if a.placed:
         return
@@ -145,6 +149,8 @@ def _await_placement(a: InitArgs) -> None:
 
 
 def _stage2(a: InitArgs):
+    if not a.cfg.linux.namespace("user"):
+        preload(a.cfg)                                           # 8
     from .linux import devices, mounts, rootfs
     cfg, lx = a.cfg, a.cfg.linux
     proc = cfg.process
@@ -158,13 +164,14 @@ def _stage2(a: InitArgs):
                      mount_label=lx.mount_label, cgroup_mount=_cgroup_mounter(a))
     devices.setup_dev(cfg.root_path, lx.devices, in_userns=in_userns,  # 12
                       dev_is_mounted=any(m.destination == "/dev" for m in cfg.mounts))
-    _await_placement(a)                                          # 12a
     fifo = os.open(a.fifo, os.O_PATH | os.O_CLOEXEC)             # 13
     listener = None
     if lx.seccomp and lx.seccomp.get("listenerPath"):            # a host path: reachable only before pivot
         from .linux import seccomp
         if seccomp.uses_notify(lx.seccomp):
             listener = seccomp.connect_listener(lx.seccomp)
+    if cfg.hooks.prestart or cfg.hooks.create_runtime or cfg.hooks.create_container:
+        _await_placement(a)                                      # P (a hook's processes count in the cgroup)
     if cfg.hooks.prestart or cfg.hooks.create_runtime:          # 14
         sync.send(a.sock, sync.HOOKS)
         sync.expect(a.sock, sync.GO)
@@ -191,6 +198,7 @@ def _stage2(a: InitArgs):
     rootfs.readonly_paths(lx.readonly_paths)
     if cfg.root_readonly:                                        # 20
         rootfs.remount_root_readonly()
+    _await_placement(a)                                          # P at the latest
     _process_attributes(proc, lx)                                # 21, 22
     if not a.no_new_keyring:                                     # 23
         sc.keyctl_join_session_keyring(a.cid)

@@ -24,7 +24,7 @@ class ExecArgs(_Args):
 def run_child(entry: str, args) -> None:
     """In the forked child: import init and run `entry` (main or exec_main). Never returns; an import failure
     travels to the parent like any init error, and never unwinds into the parent's code."""
-    import os
+    from . import fastos as os
     try:
         from . import init
         getattr(init, entry)(args)

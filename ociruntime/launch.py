@@ -2,7 +2,7 @@
 hooks), record the state and the pid file. Every step that can fail registers its undo, so a failed create leaves
 no state dir, cgroup or process behind (mounts live in the container's mount namespace and die with it).
 """
-import os
+from . import fastos as os
 import time
 
 from . import initargs, sync
@@ -27,7 +27,7 @@ def _rfc3339_now() -> str:
 def _preserved_fds(n: int) -> int:
     """--preserve-fds N, plus systemd socket activation's LISTEN_FDS (passed on as runc does)."""
     try:
-        listen = int(os.environ.get("LISTEN_FDS", "0"))
+        listen = int(os.getenv("LISTEN_FDS", "0"))
     except ValueError:
         listen = 0
     return max(n, listen)
@@ -72,8 +72,9 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         os.mkfifo(st.fifo, 0o622)
         os.chmod(st.fifo, 0o622)     # not umask'd: init may already be a non-root user when it opens it
         mgr = _cgroup_manager(g, cfg, cid)
-        created = []                 # the cgroup is made after fork; undone after the child is killed
-        undo.append(lambda: created and mgr.destroy())
+        if mgr is not None:          # made now, so the placement below starts right after fork
+            undo.append(mgr.destroy)
+            mgr.create()
         console_fd = o.console_fd
         if cfg.process.terminal and console_fd is None:
             from .linux import console
@@ -95,13 +96,11 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
             initargs.run_child("main", args)   # never returns
         child_sock.close()
         undo.append(lambda: _kill_and_reap(pid, 0))
-        if mgr is not None:          # while the child imports its modules and makes its namespaces
-            mgr.create()
-            created.append(True)
+        if mgr is not None:          # while the child makes its namespaces and forks init
             _warm_up(mgr, pid)
 
         def place(init_pid: int):
-            """init exists (PID): put it in its cgroups and resctrl group, then GO (init.py step 12a)."""
+            """init exists (PID): put it in its cgroups and resctrl group, then GO (init.py step P)."""
             undo.append(lambda: _kill_and_reap(init_pid, 0))
             if mgr is not None:
                 _place(parent_sock, lambda: mgr.apply(init_pid))

@@ -1,5 +1,5 @@
 """Logging to --log as runc does: text lines or JSON lines {"level","msg","time"} (containerd's shim parses these)."""
-import os
+from . import fastos as os
 import sys
 import time
 

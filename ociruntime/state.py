@@ -1,6 +1,8 @@
 """The state store: one directory per container under --root.
 
-    <root>/<id>/state.json   facts (pid, its /proc start time, bundle, created, annotations, cgroup, hooks...)
+    <root>/<id>/state        facts (pid, its /proc start time, bundle, created, annotations, cgroup, hooks...),
+                             in marshal format: a builtin module (the `_json` extension costs a dlopen on every
+                             start/kill/delete) for a file only this runtime reads, root-owned and 0600
     <root>/<id>/exec.fifo    exists while the container is `created`; `start` consumes it
 
 Facts are stored, the status is derived each time from the live process (guarded against pid reuse by comparing the
@@ -8,14 +10,14 @@ Facts are stored, the status is derived each time from the live process (guarded
 (flock on the directory) serialises commands that change one container.
 """
 import fcntl
-import os
+import marshal
+from . import fastos as os
 
-from . import fastjson
 from .errors import StateError
 
 _ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _ID_CHARS = _ID_FIRST | frozenset("_.+-")
-STATE_FILE = "state.json"
+STATE_FILE = "state"
 FIFO = "exec.fifo"
 
 
@@ -83,7 +85,7 @@ class ContainerState:
             st.lock()
         try:
             with open(os.path.join(st.dir, STATE_FILE), "rb") as f:
-                st.facts = fastjson.loads(f.read())
+                st.facts = marshal.loads(f.read())
         except FileNotFoundError:
             st.release()
             if os.path.isdir(st.dir):
@@ -119,7 +121,7 @@ class ContainerState:
 
     # -- facts --------------------------------------------------------------------------------------------------
     def save(self):
-        write_atomic(os.path.join(self.dir, STATE_FILE), fastjson.dumps(self.facts).encode())
+        write_atomic(os.path.join(self.dir, STATE_FILE), marshal.dumps(self.facts))
 
     @property
     def pid(self) -> int:

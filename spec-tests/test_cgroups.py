@@ -7,6 +7,7 @@ version-agnostic: on cgroup v1 (this host) and on cgroup v2 (`make test-cgroup2`
 that version has; what exists on one version only is skipped on the other, with the reason.
 """
 import json
+import marshal
 import os
 import time
 
@@ -288,8 +289,8 @@ def test_update_stores_the_merged_resources_in_the_state(runtime, bundle, cid):
                                          "cpu": {"shares": 512}})
     runtime("update", "--memory", "128m", cid)
     runtime("update", "--pids-limit", "50", cid)
-    with open(os.path.join(runtime.root, cid, "state.json")) as f:
-        stored = json.load(f)["resources"]
+    with open(os.path.join(runtime.root, cid, "state"), "rb") as f:
+        stored = marshal.load(f)["resources"]    # the runtime's own state file
     assert stored["memory"] == {"limit": 128 * MiB}
     assert stored["pids"] == {"limit": 50}
     assert stored["cpu"] == {"shares": 512}                       # from config.json, untouched

@@ -1,7 +1,7 @@
 """Typed, frozen view of a validated config.json. Parse once at the edge; nothing downstream reads raw JSON,
 except the opaque sub-documents handed whole to one driver (linux.resources -> cgroups, linux.seccomp -> seccomp).
 """
-import os
+from .. import fastos as os
 from ..record import factory, record
 
 

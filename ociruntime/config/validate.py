@@ -4,7 +4,7 @@
     linux.namespaces[2].type: 'foo' is not one of pid, network, mount, ipc, uts, user, cgroup, time
 No jsonschema here (it costs ~100 ms to import); `strict.py` runs it for `ociruntime validate --strict`.
 """
-import os
+from .. import fastos as os
 
 from ..errors import ConfigError
 from .schema import CAPABILITY_SETS, CONFIG_SCHEMA

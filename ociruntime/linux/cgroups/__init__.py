@@ -9,7 +9,7 @@ Paths follow runc: an absolute cgroupsPath is taken from each hierarchy's root, 
 own cgroup (per hierarchy, /proc/self/cgroup), and without one the container id is used as a relative path.
 Light on purpose: `state` imports this on every call, the drivers load only when a manager is made.
 """
-import os
+from ... import fastos as os
 
 from .common import CgroupError, SystemdCgroupUnavailable  # noqa: F401  (re-exported)
 

@@ -1,7 +1,7 @@
 """What both drivers share: the error type, a cgroup directory's file I/O, /proc parsing, runc's default device
 rules, recursive pid listing and removal. No driver logic here."""
 import errno as _errno
-import os
+from ... import fastos as os
 import time
 
 from ...errors import RuntimeErr
@@ -161,7 +161,7 @@ def clean_path(p: str) -> str:
         return ""
     if p.startswith("/"):
         return os.path.normpath(p)
-    return os.path.relpath(os.path.normpath("/" + p), "/")
+    return os.path.normpath("/" + p).lstrip("/") or "."
 
 
 def join(base: str, inner: str) -> str:
@@ -170,10 +170,24 @@ def join(base: str, inner: str) -> str:
     return os.path.join(base, inner) if inner else base
 
 
+def cgroup_dirs(path: str) -> list[str]:
+    """path and every sub-cgroup below it, parents first (os.walk without importing os: hot path)."""
+    out, todo = [], [path]
+    while todo:
+        d = todo.pop()
+        out.append(d)
+        try:
+            with os.scandir(d) as it:
+                todo.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return out
+
+
 def walk_procs(path: str) -> list[int]:
     """Every pid in cgroup.procs of path and its descendants."""
     pids = []
-    for d, subdirs, _ in os.walk(path):
+    for d in cgroup_dirs(path):
         try:
             with open(os.path.join(d, "cgroup.procs"), "rb") as f:
                 pids.extend(int(x) for x in f.read().split())
@@ -192,8 +206,7 @@ def rmdir_tree(path: str, attempts: int = 50):
         return
     except OSError:
         pass
-    dirs = [d for d, _, _ in os.walk(path)]
-    for d in reversed(dirs):
+    for d in reversed(cgroup_dirs(path)):
         delay = 0.002
         for i in range(attempts):
             try:

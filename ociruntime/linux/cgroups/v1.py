@@ -1,7 +1,7 @@
 """cgroup v1 driver: one directory per mounted hierarchy (cpu, memory, ..., name=systemd; the empty cgroup2 of
 a hybrid host too, as runc does). Each linux.resources section is written by one small setter, in runc's order."""
 import errno
-import os
+from ... import fastos as os
 import _signal as signal  # the C module: `signal` imports enum (~3 ms on every delete)
 
 from .common import CgroupError, Dir, Manager, cgroup_mounts, clean_path, device_rules, hugepage_sizes, join, \
@@ -348,9 +348,9 @@ class V1Manager(Manager):
 def _cpuset_fill(mnt: str, leaf: str):
     """A new v1 cpuset cgroup starts with empty cpus/mems and cannot take tasks: copy them down from the parent,
     level by level from the mount point to the leaf."""
-    rel = os.path.relpath(leaf, mnt)
+    rel = os.path.normpath(leaf)[len(os.path.normpath(mnt)):].strip("/")   # leaf is below mnt
     cur = mnt
-    for part in ([] if rel == "." else rel.split("/")):
+    for part in ([] if not rel else rel.split("/")):
         parent, cur = cur, os.path.join(cur, part)
         for name in ("cpuset.cpus", "cpuset.mems"):
             d = Dir(cur, "cpuset")

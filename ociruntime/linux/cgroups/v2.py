@@ -1,7 +1,7 @@
 """cgroup v2 driver: one directory in the unified hierarchy. Controllers are enabled in cgroup.subtree_control up the
 path; each linux.resources section is written by one small setter; devices go through an eBPF program."""
 import errno
-import os
+from ... import fastos as os
 import _signal as signal  # the C module: `signal` imports enum (~3 ms on every delete)
 
 from .common import CgroupError, Dir, Manager, cgroup_mounts, join, own_cgroups, rmdir_tree, walk_procs
