@@ -53,6 +53,9 @@ def main():
     ap.add_argument("--bundle", default=os.path.join(REPO, "build", "bundle"))
     ap.add_argument("--ociruntime", default=os.path.join(REPO, ".venv", "bin", "ociruntime"))
     ap.add_argument("--runc", default=shutil.which("runc"))
+    ap.add_argument("--settle", type=float, default=0.0,
+                    help="seconds between runs, so one run's asynchronous teardown (network namespace cleanup, RCU "
+                         "callbacks) does not land on the next one's clock")
     a = ap.parse_args()
     ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     runtimes = {"ociruntime": a.ociruntime}
@@ -64,8 +67,10 @@ def main():
     with tempfile.TemporaryDirectory(prefix="ocibench") as tmp:
         bundle = os.path.join(tmp, "bundle")
         make_bundle(os.path.abspath(a.bundle), bundle)
+        order = list(runtimes.items())
         for i in range(a.rounds + 1):
-            for name, binary in runtimes.items():
+            for name, binary in (order if i % 2 else order[::-1]):   # alternate who goes first
+                time.sleep(a.settle)
                 dt = one_round(binary, os.path.join(tmp, "root-" + name), bundle, f"bench-{name}-{i}")
                 if i:                   # round 0 warms caches for both
                     times[name].append(dt)
@@ -73,6 +78,8 @@ def main():
     for n, m in med.items():
         print(f"{n:<11} median {m * 1000:7.1f} ms per create+start+wait+delete ({a.rounds} rounds)")
     if "runc" in med:
+        paired = statistics.median(o / r for o, r in zip(times["ociruntime"], times["runc"]))
+        print(f"median of the per-round ratios: {paired:.2f}x")
         print(f"ratio ociruntime/runc: {med['ociruntime'] / med['runc']:.2f}x")
     return 0
 

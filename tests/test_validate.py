@@ -536,3 +536,8 @@ def test_project_schema_is_itself_a_valid_draft7_schema():
 
 def test_strict_on_a_document_that_is_not_an_object():
     assert validate_strict([]) == ["config.json: expected object, got array"]
+
+
+def test_every_subschema_compiles_although_compilation_is_lazy():
+    from ociruntime.config.validate import check_schema_compiles
+    assert check_schema_compiles() > 100

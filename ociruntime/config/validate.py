@@ -111,6 +111,28 @@ def _compile(s: dict):
     return _compile_scalar(s)
 
 
+def _lazy(s: dict):
+    """A checker for s, compiled on first use: a typical config reaches a fraction of the schema, and compiling
+    all of it up front would cost ~1 ms of every create. check_schema_compiles() compiles it all (tests)."""
+    cell = []
+
+    def check(v, path):
+        if not cell:
+            cell.append(_compile(s))
+        cell[0](v, path)
+    return check
+
+
+def check_schema_compiles(s: dict = CONFIG_SCHEMA) -> int:
+    """Compile every subschema now (what _lazy defers); the number compiled. Raises on a keyword _compile lacks."""
+    _compile(s)
+    subs = list(s.get("properties", {}).values())
+    for key in ("additionalProperties", "items"):
+        if isinstance(s.get(key), dict):
+            subs.append(s[key])
+    return 1 + sum(check_schema_compiles(sub) for sub in subs)
+
+
 def _is_bare(s: dict) -> bool:
     return set(s) == {"type"} and s["type"] not in ("object", "array")
 
@@ -167,7 +189,7 @@ def _compile_array(s: dict):
                 if type(x) not in item_types:
                     raise ConfigError(f"{path}[{i}]", type_rule(item_type, x))
         return check
-    item = _compile(item_schema)
+    item = _lazy(item_schema)
 
     def check(v, path):
         if type(v) is not list:
@@ -180,10 +202,10 @@ def _compile_array(s: dict):
 
 
 def _compile_object(s: dict):
-    props = {k: _compile(sub) for k, sub in s.get("properties", {}).items()}
+    props = {k: _lazy(sub) for k, sub in s.get("properties", {}).items()}
     required = tuple(s.get("required", ()))
     extra = s.get("additionalProperties")
-    extra = _compile(extra) if isinstance(extra, dict) else None
+    extra = _lazy(extra) if isinstance(extra, dict) else None
     names = s.get("propertyNames")
     if names not in (None, {"minLength": 1}):
         raise ValueError("schema: propertyNames supports only {'minLength': 1}")
