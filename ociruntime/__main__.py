@@ -77,6 +77,8 @@ def main(argv=None) -> int:
 def run_and_exit() -> None:
     """The launcher's entry: main(), flush stdio, then _exit without the interpreter's teardown (freeing every
     module costs ~1 ms that each CLI call would pay; nothing of ours relies on atexit)."""
+    import gc
+    gc.disable()            # a short-lived process: no collection pauses (nothing of ours relies on cycles dying)
     rc = main()
     try:
         sys.stdout.flush()

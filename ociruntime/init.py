@@ -14,7 +14,8 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
       7  fork for pid/time namespaces     the grandchild is init (PID 1); the intermediate reports its pid and exits
     stage 2 (init, in every namespace). On PID the parent puts init in its cgroups: the first cgroup.procs write
     waits for an RCU grace period (~10 ms here), so init goes on meanwhile, running only our code and forking
-    nothing, up to step P, taken at the first of: a cgroup mount (11), hooks (14, 15), step 21.
+    nothing, up to step P, taken at the first of: a cgroup2 mount in a new cgroup namespace (11), hooks (14, 15),
+    step 21.
       P  wait for GO                      we are in the container's cgroups; new cgroup namespace, rooted there
       8  import what the sequence needs   after pivot_root the runtime's files are out of reach (preload);
                                           with a user namespace, before 3 (its root may not read them)
@@ -258,7 +259,8 @@ def _cgroup_mounter(a):
     ns = a.cfg.linux.namespace("cgroup")
 
     def mount(dest, options):
-        _await_placement(a)          # the cgroup mount shows the cgroup namespace's view
+        if ns and not ns.path and a.cgroup_state.get("version") == "v2":
+            _await_placement(a)      # a fresh cgroup2 mount in the new cgroup namespace (v1 binds: mount.py)
         from .linux import cgroups
         cgroups.mount_cgroup(dest, read_only=bool(options.flags & sc.MS_RDONLY), cgroupns=ns is not None,
                              manager_state=a.cgroup_state, flags=options.flags & ~sc.MS_RDONLY)

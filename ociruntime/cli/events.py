@@ -35,6 +35,8 @@ def _emit(kind: str, cid: str, data=None):
 
 
 def run(g, o, args):
+    import gc
+    gc.enable()             # may run as long as the container: collect as usual (the launcher disables it)
     import os
     import select
     import time

@@ -79,6 +79,8 @@ def _process(g, st, o, command):
 
 
 def run(g, o, args):
+    import gc
+    gc.enable()             # may run as long as the container: collect as usual (the launcher disables it)
     import os
     from .. import foreground
     from ..errors import RuntimeErr, StateError

@@ -19,6 +19,8 @@ NARGS = (1, 1)
 
 
 def run(g, o, args):
+    import gc
+    gc.enable()             # may run as long as the container: collect as usual (the launcher disables it)
     import os
     from .. import foreground
     from ..container import delete, start

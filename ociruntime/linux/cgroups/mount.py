@@ -1,8 +1,10 @@
 """The OCI `cgroup` mount type: show the container's own cgroup at its /sys/fs/cgroup.
 
 v1: a tmpfs, then one directory per hierarchy (co-mounted controllers get symlinks, `cpu -> cpu,cpuacct`), each
-    either a fresh `cgroup` mount (in a cgroup namespace, whose root is the container's cgroup) or a bind of the
-    container's cgroup directory. v2: one `cgroup2` mount (cgroupns) or a bind of the container's directory.
+    a bind of the container's cgroup directory. With a cgroup namespace that is what a fresh mount in it would
+    give: the same superblock and root dentry, and mountinfo shows cgroup paths relative to the reader's namespace
+    either way. A bind needs only the directory to exist, so init does it before its cgroup placement is done.
+    v2: one `cgroup2` mount (cgroupns: after placement) or a bind of the container's directory.
 
 `dest` may be a /proc/self/fd/N magic link. A walk through such a link lands on the directory *under* anything
 mounted on it later, so after the tmpfs is mounted we reach it again from the parent directory by name."""
@@ -48,11 +50,7 @@ def _v1(dest: str, read_only: bool, cgroupns: bool, state: dict, flags: int):
             name = os.path.basename(h["mnt"].rstrip("/"))
             target = f"{top}/{name}"
             os.mkdir(target, 0o755)
-            if cgroupns:
-                # the namespace root is the container's cgroup: a fresh mount of the hierarchy shows just that
-                sc.mount("cgroup", target, "cgroup", flags | (sc.MS_RDONLY if read_only else 0), h["opts"])
-            else:
-                _bind(h["dir"], target, flags, read_only)
+            _bind(h["dir"], target, flags, read_only)
             for c in h["ctrls"]:
                 if c != name and not c.startswith("name="):
                     os.symlink(name, f"{top}/{c}")
