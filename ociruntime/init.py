@@ -211,7 +211,8 @@ def _stage2(a: InitArgs):
     early_seccomp = bool(lx.seccomp) and not proc.no_new_privileges
     if early_seccomp:
         _load_seccomp(a, lx.seccomp, listener)
-    _switch_user(proc)                                           # 25
+    _report_unknown_syscalls(a, lx.seccomp, early_seccomp)
+    _switch_user(a, proc)                                        # 25
     if proc.no_new_privileges:                                   # 26
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     argv0 = _lookup(proc)  # fail in create, not in start, when the program is missing
@@ -248,7 +249,7 @@ def _exec_program(exe, err_fd: int, argv0: str, proc):
 
 def _load_seccomp(a, cfg, listener):
     from .linux import seccomp
-    seccomp.load(cfg, state=_state(a, "running"), listener=listener)
+    seccomp.load(cfg, state=_state(a, "running"), listener=listener, debug=_note(a, "debug"))
     if listener is not None:
         listener.close()
 
@@ -290,9 +291,31 @@ def _process_attributes(proc, lx):
         procattrs.apply_memory_policy(lx.memory_policy)
 
 
-def _switch_user(proc):
+def _note(a, level: str):
+    """A callback that keeps a line for --log; the lines travel to the parent just before READY (_send_notes)."""
+    if level == "debug" and not a.debug:
+        return lambda msg: None
+    if a.notes is None:
+        a.notes = []
+    return lambda msg: a.notes.append(f"{level} {msg}")
+
+
+def _send_notes(a) -> None:
+    for line in a.notes or ():
+        sync.send(a.sock, sync.LOG, line)
+    a.notes = None
+
+
+def _report_unknown_syscalls(a, seccomp_cfg, loaded: bool) -> None:
+    """A filter loaded after READY cannot report what it skipped: with --debug, name the unknown syscalls now."""
+    if seccomp_cfg and not loaded and a.debug:
+        from .linux import seccomp
+        seccomp.report_unknown(seccomp_cfg, _note(a, "debug"))
+
+
+def _switch_user(a, proc):
     from .linux import user
-    user.switch(proc.user, proc.capabilities)
+    user.switch(proc.user, proc.capabilities, debug=_note(a, "debug"), warn=_note(a, "warning"))
     user.apply_umask(proc.user)
 
 
@@ -400,6 +423,7 @@ def _wait_for_start(a, fifo_path_fd: int):
         # as PID 1 of a new pid namespace, signals without a handler are ignored: `kill` of a created container
         # must still end it (runc's Go init dies on these too)
         _signal.signal(s, lambda n, _f: os._exit(128 + n))
+    _send_notes(a)
     sync.send(a.sock, sync.READY)
     a.sock.close()
     w = os.open(f"/proc/self/fd/{fifo_path_fd}", os.O_WRONLY | os.O_CLOEXEC)
@@ -501,10 +525,12 @@ def _exec_stage2(a: ExecArgs):
     early_seccomp = bool(lx.seccomp) and not proc.no_new_privileges
     if early_seccomp:
         _load_seccomp(a, lx.seccomp, a.listener)
-    _switch_user(proc)
+    _report_unknown_syscalls(a, lx.seccomp, early_seccomp)
+    _switch_user(a, proc)
     if proc.no_new_privileges:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     argv0 = _lookup(proc)
+    _send_notes(a)
     sync.send(a.sock, sync.READY, str(a.host_pid))
     if lx.seccomp and not early_seccomp:
         _load_seccomp(a, lx.seccomp, a.listener)

@@ -110,7 +110,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
                 st.facts["intelRdt"] = rdt = intelrdt.apply(cfg.linux.intel_rdt, cid, init_pid)
                 undo.append(lambda: intelrdt.destroy(rdt, rollback=True))
             sync.send(parent_sock, sync.GO)
-        init_pid = _serve(parent_sock, pid, cfg, cid, bundle, undo, place)
+        init_pid = _serve(parent_sock, pid, cfg, cid, bundle, undo, place, g.log)
         if init_pid != pid:
             os.waitpid(pid, 0)       # the intermediate exits once it has forked init
         st.facts.update(pid=init_pid, start_time=proc_start_time(init_pid), creating=False)
@@ -150,12 +150,14 @@ def _interrupt_into_rollback():
         _signal.signal(s, _raise)
 
 
-def _serve(sock, pid, cfg, cid, bundle, undo, place) -> int:
+def _serve(sock, pid, cfg, cid, bundle, undo, place, log) -> int:
     """Answer the child's requests until READY; return init's host pid."""
     init_pid, moved = 0, None
     while True:
-        tag, payload = sync.expect(sock, sync.MAPS, sync.PID, sync.HOOKS, sync.READY)
-        if tag == sync.MAPS:
+        tag, payload = sync.expect(sock, sync.MAPS, sync.PID, sync.HOOKS, sync.LOG, sync.READY)
+        if tag == sync.LOG:
+            sync.log_line(log, payload)
+        elif tag == sync.MAPS:
             from .linux import namespaces
             namespaces.write_id_maps(pid, cfg.linux.uid_mappings, cfg.linux.gid_mappings)
             sync.send(sock, sync.GO)
@@ -248,7 +250,8 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
             from .linux import syscalls
             syscalls.set_child_subreaper()
         args = initargs.ExecArgs(process=process, init_pid=st.pid, sock=child_sock, console_fd=console_fd,
-                             preserve_fds=_preserved_fds(preserve_fds or 0), cid=st.id, cfg=cfg_for_preload)
+                                 preserve_fds=_preserved_fds(preserve_fds or 0), cid=st.id, cfg=cfg_for_preload,
+                                 debug=g.debug)
         pid = os.fork()
         if pid == 0:
             parent_sock.close()
@@ -273,7 +276,8 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
         os.waitpid(pid, 0)
         sync.send(parent_sock, sync.GO, str(exec_pid))
         undo.append(lambda: _kill_and_reap(exec_pid, 0))
-        sync.expect(parent_sock, sync.READY)
+        while (msg := sync.expect(parent_sock, sync.LOG, sync.READY))[0] == sync.LOG:
+            sync.log_line(g.log, msg[1])
         tag, payload = sync.recv_or_eof(parent_sock)   # EOF: the socket closed on a successful execve
         if tag == sync.ERR:
             raise RuntimeErr(payload)

@@ -7,6 +7,7 @@ A message is `TAG` or `TAG payload` (UTF-8). The sequence, child side first:
     child  -> parent   PID <host pid>       init's pid as the runtime sees it (sent by the intermediate after fork)
     child  -> parent   HOOKS                namespaces and mounts are ready: run prestart + createRuntime hooks
     parent -> child    GO
+    child  -> parent   LOG <level> <msg>    a debug or warning line for --log (sent just before READY)
     child  -> parent   READY                setup done, blocking on the exec FIFO now
     child  -> parent   ERR <message>        any failure; the child then exits. `create` prints the message.
 
@@ -16,7 +17,7 @@ import _socket  # the C module: `import socket` costs ~3 ms that every create wo
 
 from .errors import InitError
 
-MAPS, GO, PID, HOOKS, READY, ERR = "MAPS", "GO", "PID", "HOOKS", "READY", "ERR"
+MAPS, GO, PID, HOOKS, READY, ERR, LOG = "MAPS", "GO", "PID", "HOOKS", "READY", "ERR", "LOG"
 
 
 def pair():
@@ -56,6 +57,12 @@ def recv_or_eof(sock) -> tuple[str, str]:
         return ERR, dmz.failure_message(data) or "exec failed"
     tag, _, payload = data.decode(errors="replace").partition(" ")
     return tag, payload
+
+
+def log_line(log, payload: str) -> None:
+    """Write a child's LOG message to the runtime's log (debug lines only with --debug)."""
+    level, _, msg = payload.partition(" ")
+    (log.warn if level == "warning" else log.debug)(msg)
 
 
 def raise_pending_error(sock) -> None:

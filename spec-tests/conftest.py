@@ -14,7 +14,9 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXE = os.path.join(REPO, ".venv", "bin", "ociruntime")
 BASE_BUNDLE = os.path.join(REPO, "build", "bundle")
-CGROUP_PARENT = "ociruntime-test"
+# one token per pytest session: the leak check below looks only at this session's cgroups (a concurrent session's
+# come and go on the same shared hierarchy roots)
+CGROUP_PARENT = f"ociruntime-test-{uuid.uuid4().hex[:6]}"
 
 
 def _mounts():
@@ -33,6 +35,8 @@ def _cgroup_dirs():
         base = f"/sys/fs/cgroup/{ctrl}{own}"
         if os.path.isdir(base):
             for d in os.listdir(base):
+                if d.startswith("ociruntime-test-") and not d.startswith(CGROUP_PARENT):
+                    continue    # another session's
                 if os.path.isdir(os.path.join(base, d)) and d.startswith(("ociruntime-", "oci-")):
                     found.add(os.path.join(base, d))
     return found

@@ -4,6 +4,7 @@ noNewPrivileges, oomScoreAdj, umask, seccomp, LSM errors, personality, scheduler
 Each test sets the fields in config.json, runs `ociruntime run`, and checks what the container's process itself
 reports (/proc/self/status, /proc/self/limits, uname, ...)."""
 import errno
+import json
 import os
 
 import pytest
@@ -89,6 +90,19 @@ def test_umask(runtime, bundle, cid, umask, want):
     assert p.stdout.strip() == want
 
 
+def test_a_capability_that_cannot_be_granted_is_a_warning_in_the_log(runtime, bundle, cid, tmp_path):
+    # config.md: an unavailable capability is logged as a warning, and create goes on (effective needs permitted)
+    log = tmp_path / "log.json"
+    bundle.config["process"]["capabilities"] = {"bounding": ["CAP_NET_RAW"], "effective": ["CAP_NET_RAW"],
+                                                "permitted": []}
+    bundle.set_args("grep", "^CapEff:", "/proc/self/status")
+    p = runtime("--log", str(log), "--log-format", "json", "run", "--bundle", bundle.write(), cid)
+    assert p.stdout.split() == ["CapEff:", "0000000000000000"]
+    warnings = [json.loads(ln) for ln in log.read_text().splitlines() if '"warning"' in ln]
+    assert len(warnings) == 1 and "process.capabilities.effective: cannot grant CAP_NET_RAW" in warnings[0]["msg"]
+    assert "warning: process.capabilities.effective" in p.stderr
+
+
 # --- seccomp ---------------------------------------------------------------------------------------------------
 
 def seccomp(bundle, **cfg):
@@ -103,6 +117,23 @@ def test_seccomp_errno_with_errno_ret(runtime, bundle, cid):
     assert status(p.stdout)["Seccomp"] == "2"
     assert "rc=1" in p.stdout and os.strerror(errno.EXDEV) in p.stderr
     assert not os.path.exists(os.path.join(bundle.rootfs, "tmp", "d"))
+
+
+def test_seccomp_unknown_syscall_names_are_ignored_and_named_in_the_debug_log(runtime, bundle, cid, tmp_path):
+    # runc ignores syscall names libseccomp does not know; with --debug each one is named, from create and exec
+    seccomp(bundle, defaultAction="SCMP_ACT_ALLOW", syscalls=[{"names": ["mkdir", "no_such_call"],
+                                                               "action": "SCMP_ACT_ERRNO"}])
+    log = tmp_path / "log.json"
+    bundle.set_args("sleep", "60")
+    runtime("--debug", "--log", str(log), "--log-format", "json", "run", "-d", "--bundle", bundle.write(), cid)
+    runtime("--debug", "--log", str(log), "--log-format", "json", "exec", cid, "true")
+    lines = [json.loads(ln) for ln in log.read_text().splitlines()]
+    unknown = [ln for ln in lines if "no_such_call" in ln["msg"]]
+    assert [ln["level"] for ln in unknown] == ["debug", "debug"]
+    assert "linux.seccomp.syscalls[0].names[1]" in unknown[0]["msg"]
+    runtime("--log", str(tmp_path / "quiet.json"), "exec", cid, "true")          # without --debug: nothing
+    assert not (tmp_path / "quiet.json").exists() or "no_such_call" not in (tmp_path / "quiet.json").read_text()
+    runtime("kill", cid, "KILL")
 
 
 def test_seccomp_argument_filter(runtime, bundle, cid):

@@ -185,6 +185,15 @@ def _configure(lib, ctx, cfg, default, debug):
                     f"{path}.names[{j}] {name}")
 
 
+def report_unknown(cfg: dict, debug) -> None:
+    """debug() each syscall name libseccomp does not know (build() skips them, as runc does)."""
+    lib = _lib()
+    for i, sc in enumerate(cfg.get("syscalls") or ()):
+        for j, name in enumerate(sc.get("names") or ()):
+            if lib.seccomp_syscall_resolve_name(name.encode()) == NR_SCMP_ERROR:
+                debug(f"seccomp: unknown syscall {name!r} ignored (linux.seccomp.syscalls[{i}].names[{j}])")
+
+
 def container_process_state(cfg: dict, state: dict | None) -> bytes:
     """config-linux.md "The Container Process State": what the seccomp agent receives with the fd."""
     state = dict(state or {})
