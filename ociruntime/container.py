@@ -69,7 +69,7 @@ def _read_fifo(fd: int, st: ContainerState) -> bytes:
     writer yet (EOF before any data) retries while init lives, so a dead init cannot hang us. No poll(): the
     select module's dlopen would cost ~1 ms of every start."""
     import time
-    data = b""
+    data, delay = b"", 0.001
     while True:
         try:
             chunk = os.read(fd, 4096)
@@ -82,7 +82,20 @@ def _read_fifo(fd: int, st: ContainerState) -> bytes:
             continue
         if data or not st.alive():
             return data
-        time.sleep(0.001)            # between READY and init's open of its end
+        if not _still_the_runtime(st.pid):
+            # a FIFO left by a `start` that died after init saw it: init has exec'd the container's program
+            raise StateError("cannot start an already running container")
+        time.sleep(delay)            # between READY and init's open of its end
+        delay = min(delay * 2, 0.05)
+
+
+def _still_the_runtime(pid: int) -> bool:
+    """init has not exec'd yet: its executable is still ours (the interpreter)."""
+    try:
+        theirs, ours = os.stat(f"/proc/{pid}/exe"), os.stat("/proc/self/exe")
+    except OSError:
+        return False
+    return (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino)
 
 
 def kill(st: ContainerState, sig: int, all_procs: bool = False) -> None:

@@ -7,6 +7,7 @@ os (or posixpath), imported only then, so `from . import fastos as os` is a drop
 """
 import posix
 from posix import *  # noqa: F401,F403 — the functions os re-exports on Linux
+from posix import _exit  # noqa: F401 — not part of *
 
 del environ  # noqa: F821 — posix.environ is bytes-keyed: use getenv(), or os.environ through the fallback
 

@@ -13,8 +13,8 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
       6  time offsets                     before the first child of the new time namespace
       7  fork for pid/time namespaces     the grandchild is init (PID 1); the intermediate reports its pid and exits
     stage 2 (init, in every namespace). On PID the parent puts init in its cgroups: the first cgroup.procs write
-    waits for an RCU grace period (~10 ms here), so init goes on meanwhile, running only our code and forking
-    nothing, up to step P, taken at the first of: a cgroup2 mount in a new cgroup namespace (11), hooks (14, 15),
+    waits for an RCU grace period (~10 ms here), so init goes on meanwhile, running only our code (and no child
+    but a short-lived helper for idmapped mounts) up to step P, taken at the first of: a cgroup2 mount in a new cgroup namespace (11), hooks (14, 15),
     step 21.
       P  wait for GO                      we are in the container's cgroups; new cgroup namespace, rooted there
       8  import what the sequence needs   after pivot_root the runtime's files are out of reach (preload);
@@ -31,6 +31,7 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
      18  hostname, domainname, sysctl     sysctl before /proc/sys turns read-only
      19  masked and readonly paths        after every mount so mounts[] cannot undo them
      20  read-only root
+     20a the sealed exec program          a memfd (linux/dmz.py), before rlimits can forbid the fd
      21  oomScoreAdj, rlimits             (after P: affinity, scheduler and memory policy depend on the cgroup)
                                           rlimits before the user switch (raising needs privileges)
      22  LSM exec labels, personality, scheduler, ioPriority, CPU affinity, memory policy
@@ -42,7 +43,7 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
      27  READY; block on the exec FIFO until `start`
      28  startContainer hooks
      29  seccomp                          last, so setup syscalls are not filtered
-     30  execve process.args              through the sealed in-memory program of step 24a (linux/dmz.py): the
+     30  execve process.args              through the sealed in-memory program of step 20a (linux/dmz.py): the
                                           runtime's binary is never /proc/self/exe of that execve (CVE-2019-5736)
 """
 import os
@@ -161,6 +162,9 @@ def _stage2(a: InitArgs):
         from .linux import network
         network.loopback_up()
     rootfs.prepare(cfg.root_path, lx.rootfs_propagation)         # 10
+    cgns = lx.namespace("cgroup")
+    if cgns and not cgns.path and any(m.type == "cgroup2" for m in cfg.mounts):
+        _await_placement(a)          # P: a raw cgroup2 mount must show the new namespace's view, not ours
     mounts.mount_all(cfg.root_path, cfg.mounts, bundle=cfg.bundle,  # 11
                      mount_label=lx.mount_label, cgroup_mount=_cgroup_mounter(a))
     devices.setup_dev(cfg.root_path, lx.devices, in_userns=in_userns,  # 12
@@ -199,14 +203,14 @@ def _stage2(a: InitArgs):
     rootfs.readonly_paths(lx.readonly_paths)
     if cfg.root_readonly:                                        # 20
         rootfs.remount_root_readonly()
+    err_fd = fifo     # the FIFO's write end takes this number in _wait_for_start: the exec report goes there
+    exe = _prepare_exec(a, proc, lx, err_fd)                     # 20a (before rlimits: it needs an fd)
     _await_placement(a)                                          # P at the latest
     _process_attributes(proc, lx)                                # 21, 22
     if not a.no_new_keyring:                                     # 23
         sc.keyctl_join_session_keyring(a.cid)
     _close_foreign_fds(a)                                        # 24
     _chdir(proc.cwd)
-    err_fd = fifo     # the FIFO's write end takes this number in _wait_for_start: the exec report goes there
-    exe = _prepare_exec(proc, lx, err_fd)                        # 24a
     # without noNewPrivileges, loading a filter needs CAP_SYS_ADMIN: then it goes in before the user switch
     early_seccomp = bool(lx.seccomp) and not proc.no_new_privileges
     if early_seccomp:
@@ -232,12 +236,17 @@ def _stage2(a: InitArgs):
             os._exit(127)
 
 
-def _prepare_exec(proc, lx, err_fd: int):
-    """Step 24a: the sealed program that will exec process.args (None where it cannot run: not x86-64)."""
+def _prepare_exec(a, proc, lx, err_fd: int):
+    """Step 20a: the sealed program that will exec process.args (linux/dmz.py); None where it cannot run (not
+    x86-64, an SELinux label, executable memfds forbidden) and the runtime execs directly."""
     from .linux import dmz
-    if not dmz.supported():
+    if not dmz.supported() or proc.selinux_label:
         return None
-    return dmz.prepare(err_fd, proc.user.uid, proc.user.gid, chmod=not lx.seccomp)
+    try:
+        return dmz.prepare(err_fd, proc.user.uid, proc.user.gid, chmod=not lx.seccomp)
+    except dmz.Unavailable as e:
+        _note(a, "warning")(f"exec'ing process.args directly, without the sealed exec program: {e}")
+        return None
 
 
 def _exec_program(exe, err_fd: int, argv0: str, proc):
@@ -264,7 +273,8 @@ def _cgroup_mounter(a):
             _await_placement(a)      # a fresh cgroup2 mount in the new cgroup namespace (v1 binds: mount.py)
         from .linux import cgroups
         cgroups.mount_cgroup(dest, read_only=bool(options.flags & sc.MS_RDONLY), cgroupns=ns is not None,
-                             manager_state=a.cgroup_state, flags=options.flags & ~sc.MS_RDONLY)
+                             joined_ns=bool(ns and ns.path), manager_state=a.cgroup_state,
+                             flags=options.flags & ~sc.MS_RDONLY)
     return mount
 
 
@@ -515,13 +525,13 @@ def _exec_stage2(a: ExecArgs):
         os.close(master)
         os.close(a.console_fd)
         console.become_session_leader_on(slave)
+    exe = _prepare_exec(a, proc, lx, a.sock.fileno())   # before rlimits; a failed exec is reported on the socket
     _process_attributes(proc, _NoLinux)
     if proc.exec_cpu_affinity:       # "final": we are in the container's cgroups now ("initial" was set by the parent)
         from .linux import procattrs
         procattrs.apply_cpu_affinity(proc.exec_cpu_affinity, "final")
     _close_foreign_fds(a)
     _chdir(proc.cwd)
-    exe = _prepare_exec(proc, lx, a.sock.fileno())   # a failed exec is reported on the sync socket
     early_seccomp = bool(lx.seccomp) and not proc.no_new_privileges
     if early_seccomp:
         _load_seccomp(a, lx.seccomp, a.listener)

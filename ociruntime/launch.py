@@ -95,15 +95,17 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
             st.release()             # the flock lives on the shared open file: the child must not keep it
             initargs.run_child("main", args)   # never returns
         child_sock.close()
-        undo.append(lambda: _kill_and_reap(pid, 0))
+        reaped = []
+        undo.append(lambda: reaped or _kill_and_reap(pid, 0))
         if mgr is not None:          # while the child makes its namespaces and forks init
             _warm_up(mgr, pid)
+        st.save()                    # the `creating` facts (bundle...) for state/list; the child works meanwhile
 
         def place(init_pid: int):
             """init exists (PID): put it in its cgroups and resctrl group, then GO (init.py step P)."""
             undo.append(lambda: _kill_and_reap(init_pid, 0))
             if mgr is not None:
-                _place(parent_sock, lambda: mgr.apply(init_pid))
+                mgr.apply(init_pid)
                 mgr.set(cfg.linux.resources or {}, initial=True)   # initial: the device policy is always set
             if cfg.linux.intel_rdt is not None:
                 from .linux import intelrdt
@@ -113,6 +115,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         init_pid = _serve(parent_sock, pid, cfg, cid, bundle, undo, place, g.log)
         if init_pid != pid:
             os.waitpid(pid, 0)       # the intermediate exits once it has forked init
+            reaped.append(pid)       # its pid may be reused from now on: a rollback must not kill it
         st.facts.update(pid=init_pid, start_time=proc_start_time(init_pid), creating=False)
         st.facts.pop("creating")
         if mgr is not None:
@@ -163,10 +166,10 @@ def _serve(sock, pid, cfg, cid, bundle, undo, place, log) -> int:
             sync.send(sock, sync.GO)
         elif tag == sync.PID:
             init_pid = int(payload)
-            place(init_pid)
+            _or_child_error(sock, lambda: place(init_pid))
             if cfg.linux.net_devices:    # init's network namespace exists; nothing of the container's runs yet
                 from .linux import netdevices
-                moved = netdevices.move_all(cfg.linux.net_devices, init_pid)
+                moved = _or_child_error(sock, lambda: netdevices.move_all(cfg.linux.net_devices, init_pid))
                 undo.append(moved.give_back)    # a failed create gives the devices back (delete does not: spec)
         elif tag == sync.HOOKS:
             from .linux import hooks
@@ -184,16 +187,18 @@ def _warm_up(mgr, pid: int) -> None:
     """Place the intermediate child right away. The first cgroup.procs write of a burst waits for an RCU grace
     period (~10 ms here; v1's threadgroup rwsem): started now, it runs while the child imports and unshares, and
     placing init (on PID) shares it. Best effort: init is placed by its own write either way."""
+    from .linux.cgroups import CgroupError
     try:
         mgr.apply(pid)
-    except Exception:  # noqa: BLE001
+    except (OSError, CgroupError):   # not Interrupted: SIGTERM during this write must still roll back
         pass
 
 
-def _place(sock, apply):
-    """Put the child in its cgroups; if it already died, its own error (ERR on the socket) is the one to report."""
+def _or_child_error(sock, fn):
+    """fn(); if it fails because the child already died (ESRCH, EPIPE...), the child's own error, queued on the
+    socket as ERR, is the one to report."""
     try:
-        apply()
+        return fn()
     except Exception:
         sync.raise_pending_error(sock)
         raise
@@ -266,7 +271,7 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
             os.sched_setaffinity(pid, cpus)
         if st.facts.get("cgroup"):
             from .linux import cgroups
-            _place(parent_sock, lambda: cgroups.manager_from_state(st.facts["cgroup"]).apply(pid))
+            _or_child_error(parent_sock, lambda: cgroups.manager_from_state(st.facts["cgroup"]).apply(pid))
         if st.facts.get("intelRdt"):   # the exec'd process shares the container's cache/bandwidth allocation
             from .linux import intelrdt
             intelrdt.add_task(st.facts["intelRdt"], pid)

@@ -18,6 +18,7 @@ from .errors import StateError
 _ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _ID_CHARS = _ID_FIRST | frozenset("_.+-")
 STATE_FILE = "state"
+_OLD_STATE_FILE = "state.json"   # before 0.1.0's marshal format: still read, so an upgrade loses no container
 FIFO = "exec.fifo"
 
 
@@ -38,6 +39,12 @@ def proc_start_time(pid: int) -> int | None:
     if rest[0] == b"Z" or rest[0] == b"X":
         return None
     return int(rest[19])
+
+
+def _load_old(path: str) -> dict:
+    from . import fastjson
+    with open(path, "rb") as f:
+        return fastjson.loads(f.read())
 
 
 def write_atomic(path: str, data: bytes, mode=0o600):
@@ -62,16 +69,17 @@ class ContainerState:
     # -- construction -------------------------------------------------------------------------------------------
     @classmethod
     def new(cls, root: str, cid: str, facts: dict) -> "ContainerState":
-        """Reserve the id: mkdir is the atomic test-and-set; the lock is held until release(). The facts are
-        written once, by create when init is ready (a file write costs ~1 ms on ext4): until then `state` reads
-        the directory alone as `creating`."""
+        """Reserve the id: mkdir is the atomic test-and-set; the lock is held until release(). Nothing is written
+        yet (create saves the facts once its child is forked): until then `state` reads the directory alone as
+        `creating`."""
         check_id(cid)
         st = cls(root, cid, facts)
         try:
-            os.mkdir(st.dir, 0o711)
-        except FileNotFoundError:
-            os.makedirs(root, mode=0o711, exist_ok=True)
-            return cls.new(root, cid, facts)
+            try:
+                os.mkdir(st.dir, 0o711)
+            except FileNotFoundError:
+                os.makedirs(root, mode=0o711, exist_ok=True)
+                os.mkdir(st.dir, 0o711)
         except FileExistsError:
             raise StateError(f"container with id exists: {cid}") from None
         st.lock()
@@ -87,6 +95,9 @@ class ContainerState:
             with open(os.path.join(st.dir, STATE_FILE), "rb") as f:
                 st.facts = marshal.loads(f.read())
         except FileNotFoundError:
+            if os.path.exists(os.path.join(st.dir, _OLD_STATE_FILE)):
+                st.facts = _load_old(os.path.join(st.dir, _OLD_STATE_FILE))
+                return st
             st.release()
             if os.path.isdir(st.dir):
                 # the id is reserved but create has not written its facts yet
@@ -98,7 +109,8 @@ class ContainerState:
     @staticmethod
     def ids(root: str) -> list[str]:
         try:
-            return sorted(n for n in os.listdir(root) if os.path.isfile(os.path.join(root, n, STATE_FILE)))
+            return sorted(n for n in os.listdir(root) if os.path.isfile(os.path.join(root, n, STATE_FILE)) or
+                          os.path.isfile(os.path.join(root, n, _OLD_STATE_FILE)))
         except FileNotFoundError:
             return []
 

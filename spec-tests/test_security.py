@@ -353,3 +353,64 @@ def test_exec_passes_no_fd_but_stdio(runtime, bundle, cid, marker):
     extra = {k: v for k, v in fds.items() if k not in ("0", "1", "2")}
     # the one fd beyond stdio is ls's own, on the directory it lists
     assert len(extra) <= 1 and all(v.startswith("/proc/") and v.endswith("/fd") for v in extra.values()), fds
+
+
+# -- the sealed exec program under seccomp filters ------------------------------------------------------------
+
+def with_filter(bundle, *rules):
+    bundle.config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                                         "syscalls": list(rules)}
+
+
+def test_a_filter_refusing_the_exec_programs_fcntl_fails_start_instead_of_leaking_its_report_fd(runtime, bundle,
+                                                                                                cid):
+    # fail closed: exec'ing with the exec FIFO's write end still open would hand a runtime fd to the container
+    with_filter(bundle, {"names": ["fcntl"], "action": "SCMP_ACT_ERRNO"})
+    runtime("create", "--bundle", bundle.set_args("sh", "-c", "ls -l /proc/self/fd").write(), cid)
+    p = runtime("start", cid, check=False)
+    assert p.returncode == 1 and "could not close its report fd" in p.stderr and "fifo" not in p.stdout
+
+
+@pytest.mark.parametrize("killed", ["execveat", "chmod", "getpid"])
+def test_the_program_runs_under_a_filter_killing_syscalls_it_does_not_need(runtime, bundle, cid, killed):
+    with_filter(bundle, {"names": [killed], "action": "SCMP_ACT_KILL_PROCESS"})
+    p = runtime("run", "--bundle", bundle.set_args("echo", "ran").write(), cid, check=False)
+    assert (p.returncode, p.stdout) == (0, "ran\n")
+
+
+# -- leftovers of an interrupted start --------------------------------------------------------------------------
+
+def test_start_after_a_start_that_died_reports_running_instead_of_waiting(runtime, bundle, cid):
+    runtime("create", "--bundle", bundle.set_args("sleep", "30").write(), cid)
+    fifo = os.path.join(runtime.root, cid, "exec.fifo")
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)   # a `start` that read init's byte, then died before unlinking
+
+    def read_one():
+        try:
+            return os.read(fd, 1) == b"1"
+        except BlockingIOError:
+            return False
+    try:
+        Attacker.wait_for(read_one, "init never wrote to the exec FIFO")
+        time.sleep(0.2)                               # init execs the container's program
+    finally:
+        os.close(fd)
+    t0 = time.monotonic()
+    p = runtime("start", cid, check=False, timeout=10)
+    assert p.returncode == 1 and "already running" in p.stderr and time.monotonic() - t0 < 5
+    assert runtime.state(cid)["status"] == "running"
+    runtime("kill", cid, "KILL")
+
+
+# -- cgroup namespace views ------------------------------------------------------------------------------------
+
+def test_a_raw_cgroup2_mount_in_a_new_cgroup_namespace_shows_that_namespace_root(runtime, bundle, cid):
+    # a `cgroup2` mounts[] entry must not be mounted before init is in its cgroup namespace: it would show the
+    # runtime's whole hierarchy (root "/.." in mountinfo) instead of the container's own cgroup
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"] if m["type"] != "cgroup"] + [
+        {"destination": "/sys/fs/cgroup", "type": "cgroup2", "source": "cgroup2", "options": ["ro", "nosuid"]}]
+    if not any(n["type"] == "cgroup" for n in bundle.config["linux"]["namespaces"]):
+        bundle.config["linux"]["namespaces"].append({"type": "cgroup"})
+    bundle.set_args("sh", "-c", "grep ' /sys/fs/cgroup ' /proc/self/mountinfo")
+    out = runtime("run", "--bundle", bundle.write(), cid).stdout
+    assert out.split()[3] == "/", out

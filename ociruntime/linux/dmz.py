@@ -8,8 +8,8 @@ interpreter) would start as a container process, dumpable again after execve, an
 it. So init (and exec) execve this program from a sealed memfd instead; it execs the container's program in turn,
 and `/proc/self/exe` during that execve is the sealed copy: no host file.
 
-The program (x86-64, 171 bytes, assembled from the source below; the two 0x7eadbeef immediates are patched with
-the error fd, the first syscall number with chmod's or getpid's):
+The program (x86-64, 181 bytes, assembled from the source below; the two 0x7eadbeef immediates are patched with
+the report fd, and with a seccomp filter the first four instructions become NOPs):
 
         lea rdi, [rip + exe_path]   ; chmod("/proc/self/exe", 0): a script whose interpreter is /proc/self/exe
         xor esi, esi                ;   finds us not executable (EACCES) instead of re-exec'ing itself forever
@@ -20,14 +20,19 @@ the error fd, the first syscall number with chmod's or getpid's):
         mov edx, 1
         mov eax, 72
         syscall
+        test eax, eax               ; refused (by a filter): report it, never exec with ERRFD open
+        js 5f
         mov rdx, [rsp]              ; execve(argv[0], &argv[1], envp)
         lea rsi, [rsp + 16]
         lea rdx, [rsp + rdx*8 + 16]
         mov rdi, [rsp + 8]
         mov eax, 59
         syscall
-        neg eax                     ; failed: writev(ERRFD, [{"\\0", errno}, {argv[0], strlen}]), exit_group(127)
-        mov byte [rsp - 2], 0
+        neg eax                     ; execve failed: errno
+        jmp 4f
+    5:  neg eax                     ; fcntl failed: errno | 0x80
+        or al, 0x80
+    4:  mov byte [rsp - 2], 0       ; writev(ERRFD, [{"\\0", errno}, {argv[0], strlen}]), exit_group(127)
         mov byte [rsp - 1], al
         mov rsi, [rsp + 8]
         xor edx, edx
@@ -50,21 +55,30 @@ the error fd, the first syscall number with chmod's or getpid's):
         syscall
     exe_path: .asciz "/proc/self/exe"
 
-With a seccomp filter the chmod becomes getpid (a filter may kill on chmod): a `#!/proc/self/exe` script then
-re-execs itself in a loop inside its container, which is no escape. Exec failures come back on ERRFD as
-b"\\0" + errno byte + path, which failure_message() turns into the usual one-line error.
+Under a seccomp filter (loaded before this program runs) the chmod is left out, as a filter may kill on it: a
+`#!/proc/self/exe` script then re-execs itself in a loop inside its container, which is no escape; fcntl is needed
+(fail closed if refused) and so is execve, which the container's program needs anyway: the program is started by
+execve of /proc/self/fd/N first, execveat(AT_EMPTY_PATH) only without /proc. Exec failures come back on the report
+fd as b"\\0" + errno byte + path, which failure_message() turns into the usual one-line error.
+
+Not used (the runtime execs directly, as before) where it cannot work: not x86-64; SELinux labels (the memfd is
+no entrypoint of the container's domain: runc skips its own sealed binary there too); vm.memfd_noexec=2, which
+forbids executable memfds (a warning says so). With AppArmor, the exec transition lands on this program: the
+profile must let it exec the container's program (runtime/default profiles allow exec). A container holding
+CAP_SYS_PTRACE without a user namespace can open /proc/<pid>/exe of a runtime process despite non-dumpable: that
+is no more protected here than in runc without its sealed binary.
 """
 import os
 import struct
 
 _CODE = bytes.fromhex(
-    "488d3d9500000031f6b85a0000000f05bfefbead7ebe02000000ba01000000b8480000000f05488b1424488d742410488d54d410"
-    "488b7c2408b83b0000000f05f7d8c64424fe00884424ff488b74240831d2803c1600740548ffc2ebf5488d4424fe48894424d848"
-    "c74424e00200000048897424e848895424f0bfefbead7e488d7424d8ba02000000b8140000000f05bf7f000000b8e70000000f05"
-    "2f70726f632f73656c662f65786500")
-_ERRFD_AT = (0x11, 0x7b)
-_FIRST_SYSCALL_AT = 0x0a
-_SYS_CHMOD, _SYS_GETPID = 90, 39
+    "488d3d9f00000031f6b85a0000000f05bfefbead7ebe02000000ba01000000b8480000000f0585c0781e488b1424488d742410488d54"
+    "d410488b7c2408b83b0000000f05f7d8eb04f7d80c80c64424fe00884424ff488b74240831d2803c1600740548ffc2ebf5488d4424fe"
+    "48894424d848c74424e00200000048897424e848895424f0bfefbead7e488d7424d8ba02000000b8140000000f05bf7f000000b8e700"
+    "00000f052f70726f632f73656c662f65786500")
+_ERRFD_AT = (0x11, 0x85)
+_CHMOD = slice(0x00, 0x10)       # lea, xor, mov, syscall
+_MFD_EXEC = 0x10                 # Linux 6.3: ask for an executable memfd explicitly (vm.memfd_noexec=1)
 _BASE = 0x400000
 _PT_LOAD, _PT_GNU_STACK = 1, 0x6474E551
 
@@ -73,12 +87,17 @@ def supported() -> bool:
     return os.uname().machine == "x86_64"
 
 
+class Unavailable(Exception):
+    """This host cannot run the program (the reason is the message): exec directly."""
+
+
 def image(err_fd: int, chmod: bool = True) -> bytes:
     """The ELF file: header, two program headers (one R+X load of the whole file, a non-executable stack), code."""
     code = bytearray(_CODE)
     for at in _ERRFD_AT:
         struct.pack_into("<I", code, at, err_fd)
-    struct.pack_into("<I", code, _FIRST_SYSCALL_AT, _SYS_CHMOD if chmod else _SYS_GETPID)
+    if not chmod:
+        code[_CHMOD] = b"\x90" * (_CHMOD.stop - _CHMOD.start)
     off = 64 + 2 * 56
     size = off + len(code)
     ehdr = struct.pack("<4sBBBBB7xHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, 2, 0x3E, 1, _BASE + off, 64, 0, 0,
@@ -92,7 +111,13 @@ def prepare(err_fd: int, uid: int = 0, gid: int = 0, chmod: bool = True) -> int:
     """A sealed memfd holding the program (close-on-exec), owned by the user the program will run as so its
     chmod works. Call before seccomp is loaded (memfd_create may be filtered)."""
     import fcntl
-    fd = os.memfd_create("ociruntime-exec", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
+    try:
+        fd = os.memfd_create("ociruntime-exec", flags | _MFD_EXEC)
+    except OSError as e:
+        if e.errno != 22:            # EINVAL: a kernel before 6.3, without MFD_EXEC (and without memfd_noexec)
+            raise Unavailable(f"vm.memfd_noexec forbids executable memfds ({e.strerror})") from None
+        fd = os.memfd_create("ociruntime-exec", flags)
     try:
         os.write(fd, image(err_fd, chmod))
         os.fchmod(fd, 0o555)
@@ -110,9 +135,9 @@ def execve(memfd: int, err_fd: int, path: str, args: list, env: dict):
     os.set_inheritable(err_fd, True)
     argv = [path, *args]
     try:
-        os.execve(memfd, argv, env)                     # execveat(fd, "", AT_EMPTY_PATH)
-    except OSError:
-        os.execve(f"/proc/self/fd/{memfd}", argv, env)  # a filter may allow execve but not execveat
+        os.execve(f"/proc/self/fd/{memfd}", argv, env)  # execve: what a seccomp filter must allow anyway
+    except FileNotFoundError:
+        os.execve(memfd, argv, env)                     # no /proc in the container: execveat(fd, "", AT_EMPTY_PATH)
 
 
 def failure_message(data: bytes) -> str | None:
@@ -120,4 +145,7 @@ def failure_message(data: bytes) -> str | None:
     if len(data) < 2 or data[0] != 0:
         return None
     path = data[2:].decode(errors="replace")
+    if data[1] & 0x80:
+        return (f"exec {path}: the exec program could not close its report fd (seccomp?): "
+                f"{os.strerror(data[1] & 0x7F).lower()}")
     return f"exec {path}: {os.strerror(data[1]).lower()}"

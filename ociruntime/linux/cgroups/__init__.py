@@ -53,9 +53,10 @@ def manager_from_state(d: dict, log=None):
     raise CgroupError(f"stored cgroup state has an unknown version {d.get('version')!r}")
 
 
-def mount_cgroup(dest: str, *, read_only: bool, cgroupns: bool, manager_state: dict, flags: int = 0) -> None:
+def mount_cgroup(dest: str, *, read_only: bool, cgroupns: bool, manager_state: dict, flags: int = 0,
+                 joined_ns: bool = False) -> None:
     """Mount the OCI `cgroup` filesystem at dest (a host-view path such as /proc/self/fd/N), showing the container's
     own cgroup. Called by init in the container's mount namespace, after it joined its cgroup (and, with cgroupns,
     after unsharing the cgroup namespace so the namespace root is that cgroup)."""
     from .mount import mount_cgroup as impl
-    impl(dest, read_only=read_only, cgroupns=cgroupns, manager_state=manager_state, flags=flags)
+    impl(dest, read_only=read_only, cgroupns=cgroupns, manager_state=manager_state, flags=flags, joined_ns=joined_ns)

@@ -1,9 +1,10 @@
 """The OCI `cgroup` mount type: show the container's own cgroup at its /sys/fs/cgroup.
 
 v1: a tmpfs, then one directory per hierarchy (co-mounted controllers get symlinks, `cpu -> cpu,cpuacct`), each
-    a bind of the container's cgroup directory. With a cgroup namespace that is what a fresh mount in it would
+    a bind of the container's cgroup directory. With a new cgroup namespace that is what a fresh mount in it would
     give: the same superblock and root dentry, and mountinfo shows cgroup paths relative to the reader's namespace
     either way. A bind needs only the directory to exist, so init does it before its cgroup placement is done.
+    In a cgroup namespace joined by path the root is that namespace's: a fresh mount.
     v2: one `cgroup2` mount (cgroupns: after placement) or a bind of the container's directory.
 
 `dest` may be a /proc/self/fd/N magic link. A walk through such a link lands on the directory *under* anything
@@ -38,7 +39,7 @@ def _reopen_on_top(dest: str) -> tuple[str, int]:
     return f"/proc/self/fd/{parent}/{os.path.basename(real)}", parent
 
 
-def _v1(dest: str, read_only: bool, cgroupns: bool, state: dict, flags: int):
+def _v1(dest: str, read_only: bool, cgroupns: bool, state: dict, flags: int, joined_ns: bool):
     sc.mount("tmpfs", dest, "tmpfs", flags, "mode=755")
     top, parent = _reopen_on_top(dest)
     try:
@@ -50,7 +51,10 @@ def _v1(dest: str, read_only: bool, cgroupns: bool, state: dict, flags: int):
             name = os.path.basename(h["mnt"].rstrip("/"))
             target = f"{top}/{name}"
             os.mkdir(target, 0o755)
-            _bind(h["dir"], target, flags, read_only)
+            if joined_ns:
+                sc.mount("cgroup", target, "cgroup", flags | (sc.MS_RDONLY if read_only else 0), h["opts"])
+            else:
+                _bind(h["dir"], target, flags, read_only)
             for c in h["ctrls"]:
                 if c != name and not c.startswith("name="):
                     os.symlink(name, f"{top}/{c}")
@@ -61,13 +65,14 @@ def _v1(dest: str, read_only: bool, cgroupns: bool, state: dict, flags: int):
             os.close(parent)
 
 
-def _v2(dest: str, read_only: bool, cgroupns: bool, state: dict, flags: int):
+def _v2(dest: str, read_only: bool, cgroupns: bool, state: dict, flags: int, joined_ns: bool):
     if cgroupns:
         sc.mount("cgroup2", dest, "cgroup2", flags | (sc.MS_RDONLY if read_only else 0))
     else:
         _bind(state["path"], dest, flags, read_only)
 
 
-def mount_cgroup(dest: str, *, read_only: bool, cgroupns: bool, manager_state: dict, flags: int = 0) -> None:
+def mount_cgroup(dest: str, *, read_only: bool, cgroupns: bool, manager_state: dict, flags: int = 0,
+                 joined_ns: bool = False) -> None:
     impl = _v2 if manager_state.get("version") == "v2" else _v1
-    impl(dest, read_only, cgroupns, manager_state, flags or DEFAULT_FLAGS)
+    impl(dest, read_only, cgroupns, manager_state, flags or DEFAULT_FLAGS, joined_ns)
