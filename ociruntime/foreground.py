@@ -1,19 +1,20 @@
 """What `run` and `exec` do when not detached: own the console socket's other end, proxy the pty, forward
 signals to the container's process, reap it as its subreaper and turn its end into an exit status."""
-import os
-import signal
-import socket
+import _signal  # the C modules: `signal` and `socket` import enum, selectors... (~4 ms of every `exec`)
+import _socket
 
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+from . import fastos as os
+
+FORWARDED = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2)
 
 
-def console_pair() -> tuple[socket.socket, int]:
+def console_pair():
     """(our end, the fd to hand to init as its connected console socket)."""
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
     return a, b.detach()
 
 
-def take_master(ours: socket.socket) -> int | None:
+def take_master(ours) -> int | None:
     """The pty master init sent during setup, or None when the process has no terminal."""
     ours.setblocking(False)
     try:
@@ -33,7 +34,7 @@ def wait(pid: int, master: int | None) -> int:
         except ProcessLookupError:
             pass
     for s in FORWARDED:
-        signal.signal(s, forward)
+        _signal.signal(s, forward)
     try:
         if master is not None:
             from .linux.ptyproxy import proxy
@@ -49,4 +50,4 @@ def wait(pid: int, master: int | None) -> int:
                 return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
     finally:
         for s in FORWARDED:
-            signal.signal(s, signal.SIG_DFL)
+            _signal.signal(s, _signal.SIG_DFL)

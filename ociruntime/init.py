@@ -469,28 +469,29 @@ def exec_main(a: ExecArgs) -> None:
 
       1  non-dumpable                    before we are visible inside the container (CVE-2019-5736 class)
       2  import what the sequence needs, move our fds out of the way
-      3  wait for GO                     the parent has put us in the container's cgroups
-      4  join every namespace of init that differs from ours (user first, mnt last: it switches our root)
-      5  fork                            pid/time namespaces apply to children; the intermediate reports and exits
+      3  join every namespace of init that differs from ours (user first, mnt last: it switches our root)
+      4  fork                            pid/time namespaces apply to children; the intermediate reports and exits
+      5  wait for GO (with our host pid) the parent has put us in the container's cgroups (as runc does, after
+                                         the joins; its first cgroup.procs write, of the intermediate, started the
+                                         RCU grace period early)
       6  console, rlimits, attributes, cwd, user + capabilities, noNewPrivileges, close fds
       7  READY with our pid, then seccomp and execve; an exec error goes back over the same socket
     """
     try:
         sc.set_dumpable(False)                                       # 1
-        preload(a.cfg)                                               # 2 (while the parent places us in cgroups)
+        preload(a.cfg)                                               # 2
         _move_own_fds(a)
-        sync.expect(a.sock, sync.GO)                                 # 3
         seccomp_cfg = a.cfg.linux.seccomp
         if seccomp_cfg and seccomp_cfg.get("listenerPath"):           # a host path: connect before joining mnt
             from .linux import seccomp
             if seccomp.uses_notify(seccomp_cfg):
                 a.listener = seccomp.connect_listener(seccomp_cfg)
-        _join_container_namespaces(a.init_pid)                       # 4
-        pid = os.fork()                                              # 5
+        _join_container_namespaces(a.init_pid)                       # 3
+        pid = os.fork()                                              # 4
         if pid:
             sync.send(a.sock, sync.PID, str(pid))
             os._exit(0)
-        _, payload = sync.expect(a.sock, sync.GO)      # the parent echoes our host pid: /proc is the container's
+        _, payload = sync.expect(a.sock, sync.GO)                    # 5: with our host pid (/proc is theirs)
         a.host_pid = int(payload)
         _exec_stage2(a)
     except BaseException as e:  # noqa: BLE001

@@ -263,24 +263,29 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
             st.release()
             initargs.run_child("exec_main", args)   # never returns
         child_sock.close()
-        undo.append(lambda: _kill_and_reap(pid, 0))
+        reaped = []
+        undo.append(lambda: reaped or _kill_and_reap(pid, 0))
+        mgr = None
+        if st.facts.get("cgroup"):
+            from .linux import cgroups
+            mgr = cgroups.manager_from_state(st.facts["cgroup"])
+            _warm_up(mgr, pid)       # the grace period of the first cgroup.procs write runs while the child joins
+        _, payload = sync.expect(parent_sock, sync.PID)
+        exec_pid = int(payload)
+        undo.append(lambda: _kill_and_reap(exec_pid, 0))
+        os.waitpid(pid, 0)
+        reaped.append(pid)
         if process.exec_cpu_affinity and process.exec_cpu_affinity.get("initial"):
             # "initial" applies before the move into the container's cgroup (config.md execCPUAffinity)
             from .linux import procattrs
             cpus = procattrs.parse_list(process.exec_cpu_affinity["initial"], "process.execCPUAffinity.initial")
-            os.sched_setaffinity(pid, cpus)
-        if st.facts.get("cgroup"):
-            from .linux import cgroups
-            _or_child_error(parent_sock, lambda: cgroups.manager_from_state(st.facts["cgroup"]).apply(pid))
+            os.sched_setaffinity(exec_pid, cpus)
+        if mgr is not None:
+            _or_child_error(parent_sock, lambda: mgr.apply(exec_pid))
         if st.facts.get("intelRdt"):   # the exec'd process shares the container's cache/bandwidth allocation
             from .linux import intelrdt
-            intelrdt.add_task(st.facts["intelRdt"], pid)
-        sync.send(parent_sock, sync.GO)
-        _, payload = sync.expect(parent_sock, sync.PID)
-        exec_pid = int(payload)
-        os.waitpid(pid, 0)
+            intelrdt.add_task(st.facts["intelRdt"], exec_pid)
         sync.send(parent_sock, sync.GO, str(exec_pid))
-        undo.append(lambda: _kill_and_reap(exec_pid, 0))
         while (msg := sync.expect(parent_sock, sync.LOG, sync.READY))[0] == sync.LOG:
             sync.log_line(g.log, msg[1])
         tag, payload = sync.recv_or_eof(parent_sock)   # EOF: the socket closed on a successful execve

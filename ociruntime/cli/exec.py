@@ -28,14 +28,14 @@ STOP_AT_FIRST_ARG = True
 
 
 def _process(g, st, o, command):
-    import json
     from ..record import replace
     from ..config import model
     from ..errors import ConfigError, RuntimeErr
     if o["process"]:
         try:
-            with open(o["process"]) as f:
-                raw = json.load(f)
+            from ..fastjson import loads
+            with open(o["process"], "rb") as f:
+                raw = loads(f.read())
         except (OSError, ValueError) as e:
             raise RuntimeErr(f"read --process {o['process']}: {e}") from None
         if not raw.get("args"):
@@ -81,8 +81,7 @@ def _process(g, st, o, command):
 def run(g, o, args):
     import gc
     gc.enable()             # may run as long as the container: collect as usual (the launcher disables it)
-    import os
-    from .. import foreground
+    from .. import fastos as os
     from ..errors import RuntimeErr, StateError
     from ..launch import exec_process
     from ..state import ContainerState
@@ -103,6 +102,7 @@ def run(g, o, args):
     if proc.terminal and not o["console_socket"]:
         if o["detach"]:
             raise RuntimeErr("cannot allocate tty if ociruntime will detach without setting console socket")
+        from .. import foreground
         ours, console_fd = foreground.console_pair()
     try:
         pid = exec_process(g, st, proc, console_socket=o["console_socket"], console_fd=console_fd,
@@ -112,5 +112,6 @@ def run(g, o, args):
             os.close(console_fd)
     if o["detach"]:
         return 0
+    from .. import foreground
     master = foreground.take_master(ours) if ours is not None else None
     return foreground.wait(pid, master)
