@@ -43,7 +43,7 @@ def start(st: ContainerState, log) -> None:
     except FileNotFoundError:
         raise StateError("cannot start an already running container") from None
     try:
-        data = _read_fifo(fd, st)
+        data = _read_fifo(fd, st, os.fstat(fd))
     finally:
         os.close(fd)
         try:
@@ -63,7 +63,7 @@ def start(st: ContainerState, log) -> None:
         hooks.run_all("poststart", hooks.hooks_from_raw(st.facts["hooks"], "poststart"), state)
 
 
-def _read_fifo(fd: int, st: ContainerState) -> bytes:
+def _read_fifo(fd: int, st: ContainerState, fifo) -> bytes:
     """Init writes '1' once it sees us, then execve closes its end (CLOEXEC): EOF means exec'd. Anything after '1'
     is an exec error. Init opens its end (blocking, until we open ours) just after READY; a read that finds no
     writer yet (EOF before any data) retries while init lives, so a dead init cannot hang us. No poll(): the
@@ -82,20 +82,31 @@ def _read_fifo(fd: int, st: ContainerState) -> bytes:
             continue
         if data or not st.alive():
             return data
-        if not _still_the_runtime(st.pid):
+        if not _holds(st.pid, fifo):
             # a FIFO left by a `start` that died after init saw it: init has exec'd the container's program
             raise StateError("cannot start an already running container")
         time.sleep(delay)            # between READY and init's open of its end
         delay = min(delay * 2, 0.05)
 
 
-def _still_the_runtime(pid: int) -> bool:
-    """init has not exec'd yet: its executable is still ours (the interpreter)."""
+def _holds(pid: int, fifo) -> bool:
+    """init (not exec'd yet) holds the exec FIFO open, by path or write end, until its execve closes it. True
+    also when we cannot tell (no access to its fds): then `start` keeps waiting, as it would have."""
+    d = f"/proc/{pid}/fd"
     try:
-        theirs, ours = os.stat(f"/proc/{pid}/exe"), os.stat("/proc/self/exe")
+        names = os.listdir(d)
+    except PermissionError:
+        return True
     except OSError:
-        return False
-    return (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino)
+        return False                 # gone: the caller's alive() check decides
+    for n in names:
+        try:
+            s = os.stat(f"{d}/{n}")
+        except OSError:
+            continue
+        if (s.st_dev, s.st_ino) == (fifo.st_dev, fifo.st_ino):
+            return True
+    return False
 
 
 def kill(st: ContainerState, sig: int, all_procs: bool = False) -> None:

@@ -238,15 +238,12 @@ def _stage2(a: InitArgs):
 
 def _prepare_exec(a, proc, lx, err_fd: int):
     """Step 20a: the sealed program that will exec process.args (linux/dmz.py); None where it cannot run (not
-    x86-64, an SELinux label, executable memfds forbidden) and the runtime execs directly."""
+    x86-64, an SELinux label) and the runtime execs directly. Anything else that prevents it fails the create
+    or exec (vm.memfd_noexec=2, say): falling back to a direct exec would reopen CVE-2019-5736."""
     from .linux import dmz
     if not dmz.supported() or proc.selinux_label:
         return None
-    try:
-        return dmz.prepare(err_fd, proc.user.uid, proc.user.gid, chmod=not lx.seccomp)
-    except dmz.Unavailable as e:
-        _note(a, "warning")(f"exec'ing process.args directly, without the sealed exec program: {e}")
-        return None
+    return dmz.prepare(err_fd, proc.user.uid, proc.user.gid, chmod=not lx.seccomp)
 
 
 def _exec_program(exe, err_fd: int, argv0: str, proc):
@@ -420,11 +417,8 @@ def _close_foreign_fds(a):
             continue
         if flags:                     # inheritable and not ours: the caller's fd, it must not reach the container
             os.close(fd)
-    for fd in range(3, first):        # the preserved range is passed on: make sure exec keeps it
-        try:
-            os.set_inheritable(fd, True)
-        except OSError:
-            pass
+    # The preserved range 3..first-1 is left as it is: what the caller passed is inheritable already (it crossed the
+    # exec into this runtime), and any fd of ours that landed in a gap of it is close-on-exec and must stay so.
 
 
 def _wait_for_start(a, fifo_path_fd: int):
@@ -481,7 +475,8 @@ def exec_main(a: ExecArgs) -> None:
         sc.set_dumpable(False)                                       # 1
         preload(a.cfg)                                               # 2
         _move_own_fds(a)
-        seccomp_cfg = a.cfg.linux.seccomp
+        a.exe = _prepare_exec(a, a.process, a.cfg.linux, a.sock.fileno())   # before joining: the host's
+        seccomp_cfg = a.cfg.linux.seccomp                                  # vm.memfd_noexec applies
         if seccomp_cfg and seccomp_cfg.get("listenerPath"):           # a host path: connect before joining mnt
             from .linux import seccomp
             if seccomp.uses_notify(seccomp_cfg):
@@ -526,7 +521,6 @@ def _exec_stage2(a: ExecArgs):
         os.close(master)
         os.close(a.console_fd)
         console.become_session_leader_on(slave)
-    exe = _prepare_exec(a, proc, lx, a.sock.fileno())   # before rlimits; a failed exec is reported on the socket
     _process_attributes(proc, _NoLinux)
     if proc.exec_cpu_affinity:       # "final": we are in the container's cgroups now ("initial" was set by the parent)
         from .linux import procattrs
@@ -547,7 +541,7 @@ def _exec_stage2(a: ExecArgs):
         _load_seccomp(a, lx.seccomp, a.listener)
     _restore_signals()
     try:
-        _exec_program(exe, a.sock.fileno(), argv0, proc)
+        _exec_program(a.exe, a.sock.fileno(), argv0, proc)
     except OSError as e:
         sync.send(a.sock, sync.ERR, f"exec {proc.args[0]}: {e.strerror}")
         os._exit(127)

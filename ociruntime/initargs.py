@@ -18,7 +18,7 @@ class InitArgs(_Args):
 
 class ExecArgs(_Args):
     __slots__ = ("process", "init_pid", "sock", "console_fd", "preserve_fds", "listener", "cid", "cfg", "fifo_w",
-                 "host_pid", "debug", "notes")
+                 "host_pid", "debug", "notes", "exe")
 
 
 def run_child(entry: str, args) -> None:

@@ -236,7 +236,7 @@ def wait_gone(pid: int, timeout: float) -> bool:
 
 
 def exec_process(g, st: ContainerState, process, *, console_socket=None, console_fd=None, pid_file=None,
-                 preserve_fds=0, subreaper=False) -> int:
+                 preserve_fds=0) -> int:
     """Start `process` in the running container `st`. Returns the new process's host pid once it has exec'd."""
     from .config import model
     cfg, _ = model.load(st.facts["bundle"], validate=False)
@@ -251,9 +251,8 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
         parent_sock, child_sock = sync.pair()
         undo.append(parent_sock.close)
         cfg_for_preload = _with_process(cfg, process)
-        if subreaper:
-            from .linux import syscalls
-            syscalls.set_child_subreaper()
+        from .linux import syscalls
+        syscalls.set_child_subreaper()   # always: the final process is our child until placed (no pid reuse)
         args = initargs.ExecArgs(process=process, init_pid=st.pid, sock=child_sock, console_fd=console_fd,
                                  preserve_fds=_preserved_fds(preserve_fds or 0), cid=st.id, cfg=cfg_for_preload,
                                  debug=g.debug)
@@ -265,6 +264,16 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
         child_sock.close()
         reaped = []
         undo.append(lambda: reaped or _kill_and_reap(pid, 0))
+        if process.exec_cpu_affinity and process.exec_cpu_affinity.get("initial"):
+            # "initial" applies before the move into the container's cgroup (config.md execCPUAffinity): set on
+            # the intermediate before its warm-up placement, the final process inherits it at fork
+            from .linux import procattrs
+            cpus = procattrs.parse_list(process.exec_cpu_affinity["initial"], "process.execCPUAffinity.initial")
+            try:
+                os.sched_setaffinity(pid, cpus)
+            except OSError as e:
+                from .linux.syscalls import SyscallError
+                raise SyscallError("sched_setaffinity", "process.execCPUAffinity.initial", e.errno) from None
         mgr = None
         if st.facts.get("cgroup"):
             from .linux import cgroups
@@ -274,12 +283,7 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
         exec_pid = int(payload)
         undo.append(lambda: _kill_and_reap(exec_pid, 0))
         os.waitpid(pid, 0)
-        reaped.append(pid)
-        if process.exec_cpu_affinity and process.exec_cpu_affinity.get("initial"):
-            # "initial" applies before the move into the container's cgroup (config.md execCPUAffinity)
-            from .linux import procattrs
-            cpus = procattrs.parse_list(process.exec_cpu_affinity["initial"], "process.execCPUAffinity.initial")
-            os.sched_setaffinity(exec_pid, cpus)
+        reaped.append(pid)           # exec_pid is our child now (we are its subreaper): its pid stays its own
         if mgr is not None:
             _or_child_error(parent_sock, lambda: mgr.apply(exec_pid))
         if st.facts.get("intelRdt"):   # the exec'd process shares the container's cache/bandwidth allocation

@@ -289,3 +289,36 @@ def test_exec_cpu_affinity_final_applies_to_the_exec_process_only(runtime, bundl
     (tmp_path / "p.json").write_text(json.dumps(proc))
     out = runtime("exec", "--process", str(tmp_path / "p.json"), cid).stdout
     assert out.split() == ["Cpus_allowed_list:", "0"]
+
+
+def test_exec_cpu_affinity_initial_may_lie_outside_the_containers_cpuset(runtime, bundle, cid, tmp_path):
+    # config.md: "initial" applies before the process joins the container's cgroup (housekeeping CPUs), the
+    # process then runs where the cpuset allows
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs")
+    bundle.config["linux"]["resources"]["cpu"] = {"cpus": "0", "mems": "0"}
+    runtime("run", "-d", "--bundle", bundle.set_args("sleep", "10").write(), cid)
+    proc = dict(bundle.config["process"], args=["sh", "-c", "grep Cpus_allowed_list /proc/self/status"],
+                terminal=False, execCPUAffinity={"initial": "1"})
+    (tmp_path / "p.json").write_text(json.dumps(proc))
+    out = runtime("exec", "--process", str(tmp_path / "p.json"), cid).stdout
+    assert out.split() == ["Cpus_allowed_list:", "0"]
+
+
+@pytest.mark.parametrize("command", ["run", "exec"])
+def test_preserve_fds_with_gaps_passes_none_of_the_runtimes_own_fds(runtime, bundle, cid, tmp_path, command):
+    # the caller asks for 4 fds but has only fd 3 open: fds the runtime opens for itself may land in the gaps
+    # (the console socketpair, the exec program's memfd...) and must not reach the container
+    listing = ["sh", "-c", "ls -l /proc/self/fd/ | grep -- '->' | sed 's/.* \\([0-9]*\\) -> /\\1 /'"]
+    if command == "exec":
+        runtime("run", "-d", "--bundle", bundle.set_args("sleep", "10").write(), cid)
+        argv = ["exec", "--preserve-fds", "4", cid, *listing]
+    else:
+        bundle.set_args(*listing).write()
+        argv = ["run", "--preserve-fds", "4", "--bundle", bundle.path, cid]
+    p = subprocess.run(["sh", "-c", 'exec 3>/dev/null; exec "$@"', "sh", EXE, "--root", runtime.root, *argv],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    passed = dict(line.split(" ", 1) for line in p.stdout.splitlines())
+    assert passed.get("3") == "/dev/null"
+    assert not {fd for fd in passed if fd not in ("0", "1", "2", "3")}, passed

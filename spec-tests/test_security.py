@@ -414,3 +414,16 @@ def test_a_raw_cgroup2_mount_in_a_new_cgroup_namespace_shows_that_namespace_root
     bundle.set_args("sh", "-c", "grep ' /sys/fs/cgroup ' /proc/self/mountinfo")
     out = runtime("run", "--bundle", bundle.write(), cid).stdout
     assert out.split()[3] == "/", out
+
+
+def test_without_executable_memfds_create_fails_closed_instead_of_execing_directly(runtime, bundle, cid):
+    # vm.memfd_noexec=2 (per pid namespace) forbids the sealed exec program: a direct exec would reopen the
+    # CVE-2019-5736 hole, so create must fail, naming the setting, and leave nothing behind
+    if not os.path.exists("/proc/sys/vm/memfd_noexec"):
+        pytest.skip("kernel without vm.memfd_noexec")
+    bundle.set_args("true").write()
+    p = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c",
+                        'echo 2 > /proc/sys/vm/memfd_noexec && exec "$@"', "sh", EXE, "--root", runtime.root,
+                        "run", "--bundle", bundle.path, cid], capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "vm.memfd_noexec" in p.stderr, p.stderr
+    assert not os.listdir(runtime.root) if os.path.isdir(runtime.root) else True

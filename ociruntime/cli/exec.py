@@ -38,6 +38,8 @@ def _process(g, st, o, command):
                 raw = loads(f.read())
         except (OSError, ValueError) as e:
             raise RuntimeErr(f"read --process {o['process']}: {e}") from None
+        if not isinstance(raw, dict):
+            raise RuntimeErr(f"read --process {o['process']}: expected a JSON object (a config.json process)")
         if not raw.get("args"):
             raise ConfigError("process.args", "exec needs a command")
         return model.process_from_dict(raw)
@@ -106,7 +108,7 @@ def run(g, o, args):
         ours, console_fd = foreground.console_pair()
     try:
         pid = exec_process(g, st, proc, console_socket=o["console_socket"], console_fd=console_fd,
-                           pid_file=o["pid_file"], preserve_fds=preserve, subreaper=not o["detach"])
+                           pid_file=o["pid_file"], preserve_fds=preserve)
     finally:
         if console_fd is not None:
             os.close(console_fd)

@@ -61,9 +61,10 @@ Under a seccomp filter (loaded before this program runs) the chmod is left out, 
 execve of /proc/self/fd/N first, execveat(AT_EMPTY_PATH) only without /proc. Exec failures come back on the report
 fd as b"\\0" + errno byte + path, which failure_message() turns into the usual one-line error.
 
-Not used (the runtime execs directly, as before) where it cannot work: not x86-64; SELinux labels (the memfd is
-no entrypoint of the container's domain: runc skips its own sealed binary there too); vm.memfd_noexec=2, which
-forbids executable memfds (a warning says so). With AppArmor, the exec transition lands on this program: the
+Not used (the runtime execs directly) where it cannot work: not x86-64; SELinux labels (the memfd is no
+entrypoint of the container's domain: runc skips its own sealed binary there too). Where it should work but
+cannot be made (vm.memfd_noexec=2 forbids executable memfds), create and exec fail: a direct exec would reopen
+the hole. With AppArmor, the exec transition lands on this program: the
 profile must let it exec the container's program (runtime/default profiles allow exec). A container holding
 CAP_SYS_PTRACE without a user namespace can open /proc/<pid>/exe of a runtime process despite non-dumpable: that
 is no more protected here than in runc without its sealed binary.
@@ -85,10 +86,6 @@ _PT_LOAD, _PT_GNU_STACK = 1, 0x6474E551
 
 def supported() -> bool:
     return os.uname().machine == "x86_64"
-
-
-class Unavailable(Exception):
-    """This host cannot run the program (the reason is the message): exec directly."""
 
 
 def image(err_fd: int, chmod: bool = True) -> bytes:
@@ -113,11 +110,16 @@ def prepare(err_fd: int, uid: int = 0, gid: int = 0, chmod: bool = True) -> int:
     import fcntl
     flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
     try:
-        fd = os.memfd_create("ociruntime-exec", flags | _MFD_EXEC)
+        try:
+            fd = os.memfd_create("ociruntime-exec", flags | _MFD_EXEC)
+        except OSError as e:
+            if e.errno != 22:        # EINVAL: a kernel before 6.3, without MFD_EXEC (and without memfd_noexec)
+                raise
+            fd = os.memfd_create("ociruntime-exec", flags)
     except OSError as e:
-        if e.errno != 22:            # EINVAL: a kernel before 6.3, without MFD_EXEC (and without memfd_noexec)
-            raise Unavailable(f"vm.memfd_noexec forbids executable memfds ({e.strerror})") from None
-        fd = os.memfd_create("ociruntime-exec", flags)
+        from ..errors import SyscallError
+        why = "memfd_create (vm.memfd_noexec=2 forbids executable memfds)" if e.errno == 13 else "memfd_create"
+        raise SyscallError(why, "the sealed exec program (linux/dmz.py)", e.errno) from None
     try:
         os.write(fd, image(err_fd, chmod))
         os.fchmod(fd, 0o555)
