@@ -406,7 +406,11 @@ def _move_own_fds(a):
 def _close_foreign_fds(a):
     """Close everything above the preserved range except our own (CLOEXEC) fds: nothing else reaches the container."""
     first = 3 + (a.preserve_fds or 0)
-    keep = sorted(int(n) for n in os.listdir("/proc/self/fd") if int(n) >= first)
+    try:
+        keep = sorted(int(n) for n in os.listdir("/proc/self/fd") if int(n) >= first)
+    except OSError:                   # no fd left to list them with (a low RLIMIT_NOFILE): closed at exec instead
+        sc.cloexec_range(first)
+        return
     own = {a.sock.fileno()} | ({a.console_fd} if a.console_fd is not None and a.console_fd >= 0 else set())
     for fd in keep:
         if fd in own:
