@@ -25,7 +25,7 @@ p = sys.argv[1]
 c = json.load(open(p))
 c["process"]["terminal"] = False
 c["process"]["args"] = ["sh", "-c",
-    "echo \"hello from ociruntime: hostname=$(hostname)\"; id; echo 'processes (PID 1 is this shell):'; ps"]
+    "echo \"hello from ociruntime: hostname=$(hostname)\"; id; echo 'processes (PID 1 is this shell):'; ps; exit 0"]
 json.dump(c, open(p, "w"), indent="\t")
 PY
 rm -rf "$dir"
