@@ -99,6 +99,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         undo.append(lambda: reaped or _kill_and_reap(pid, 0))
         if mgr is not None:          # while the child makes its namespaces and forks init
             _warm_up(mgr, pid)
+            st.facts["cgroup"] = mgr.to_state()   # so `delete --force` of a create that died also cleans these
         st.save()                    # the `creating` facts (bundle...) for state/list; the child works meanwhile
 
         def place(init_pid: int):
@@ -118,8 +119,6 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
             reaped.append(pid)       # its pid may be reused from now on: a rollback must not kill it
         st.facts.update(pid=init_pid, start_time=proc_start_time(init_pid), creating=False)
         st.facts.pop("creating")
-        if mgr is not None:
-            st.facts["cgroup"] = mgr.to_state()
         if doc.get("hooks"):
             st.facts["hooks"] = doc["hooks"]
         st.save()

@@ -228,3 +228,30 @@ def test_run_passes_stdio_through(runtime, bundle, cid):
 def test_run_detach_returns_while_the_process_runs(runtime, bundle, cid):
     runtime("run", "-d", "--bundle", bundle.set_args("sleep", "10").write(), cid)
     assert runtime.state(cid)["status"] == "running"
+
+
+def test_delete_force_cleans_up_after_a_create_that_was_killed(runtime, bundle, cid):
+    # create dies hard (SIGKILL) while init waits for a createContainer hook: `state` says creating, and
+    # `delete --force` must still remove the init, its cgroups and the state (the facts are saved early)
+    bundle.config["hooks"] = {"createContainer": [{"path": "/bin/sleep", "args": ["sleep", "30"]}]}
+    bundle.write()
+    p = subprocess.Popen([EXE, "--root", runtime.root, "create", "--bundle", bundle.path, cid],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(os.path.join(runtime.root, cid, "state")):
+            assert time.monotonic() < deadline, "create never saved its facts"
+            time.sleep(0.01)
+        time.sleep(0.3)                       # init is in its cgroups now, running the hook
+    finally:
+        p.kill()
+        p.wait()
+    st = runtime.state(cid)
+    assert st["status"] == "creating" and st["bundle"] == bundle.path
+    cgroup = bundle.config["linux"]["cgroupsPath"]
+    with open("/proc/self/cgroup") as f:
+        own = next(ln.split(":", 2)[2].strip() for ln in f if ln.split(":")[1] == "pids")
+    pids_dir = f"/sys/fs/cgroup/pids{own.rstrip('/')}/{cgroup}"
+    assert os.path.isdir(pids_dir)
+    runtime("delete", "--force", cid)
+    assert not os.path.exists(pids_dir) and not os.path.exists(os.path.join(runtime.root, cid))
