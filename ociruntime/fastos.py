@@ -20,6 +20,16 @@ def getenv(name: str, default: str | None = None) -> str | None:
     return default if value is None else value.decode(errors="surrogateescape")
 
 
+def write_file(path: str, data: bytes, flags: int = 0) -> None:
+    """One write(2) to an existing file (proc, sys, cgroup and resctrl files want exactly one); raises OSError, the
+    caller names what it was writing. flags: extra open flags (O_NOFOLLOW, O_TRUNC)."""
+    fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC | flags)
+    try:
+        posix.write(fd, data)
+    finally:
+        posix.close(fd)
+
+
 def makedirs(name: str, mode: int = 0o777, exist_ok: bool = False) -> None:
     head = path.dirname(name.rstrip("/"))
     if head and head != name and not path.isdir(head):

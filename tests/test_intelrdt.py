@@ -145,14 +145,14 @@ def test_a_group_named_after_the_container_that_exists_already_is_an_error_and_i
 def test_a_refused_write_names_the_file_and_resctrls_reason_and_undoes_the_group(root, monkeypatch):
     with open(os.path.join(root, "info", "last_cmd_status"), "w") as f:
         f.write("Unknown or unsupported resource name 'L9'\n")
-    real_open = os.open
+    real_write = intelrdt.write_file
 
-    def refusing_open(path, flags, *a, **kw):    # the kernel refuses a schema it cannot parse with EINVAL
-        if str(path).endswith("/schemata") and flags & os.O_WRONLY:
+    def refusing_write(path, data, flags=0):     # the kernel refuses a schema it cannot parse with EINVAL
+        if str(path).endswith("/schemata"):
             raise OSError(22, "Invalid argument")
-        return real_open(path, flags, *a, **kw)
+        return real_write(path, data, flags)
 
-    monkeypatch.setattr(os, "open", refusing_open)
+    monkeypatch.setattr(intelrdt, "write_file", refusing_write)
     with pytest.raises(SyscallError, match=r"write .*/c1/schemata \(linux\.intelRdt; resctrl: Unknown or "
                                            r"unsupported resource name 'L9'\): EINVAL"):
         intelrdt.apply({"schemata": ["L9:0=1"]}, "c1", 1, root=root)

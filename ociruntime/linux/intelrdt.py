@@ -15,6 +15,7 @@ The host feature is checked before fork (check()); every path takes `root` so te
 import os
 
 from ..errors import ConfigError, SyscallError
+from ..fastos import write_file
 
 ROOT = "/sys/fs/resctrl"
 DECIMAL = frozenset({"MB", "SMBA"})     # bandwidth resources: decimal values; the cache ones are hex bitmasks
@@ -157,11 +158,7 @@ def _mkdir(path: str, where: str, exists_rule: str) -> None:
 
 def _write(path: str, data: str, root: str) -> None:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
-        try:
-            os.write(fd, data.encode())
-        finally:
-            os.close(fd)
+        write_file(path, data.encode(), os.O_TRUNC)
     except OSError as e:
         status = _last_cmd_status(root)
         raise SyscallError("write", f"{path} (linux.intelRdt{'; resctrl: ' + status if status else ''})",

@@ -5,6 +5,7 @@ at execve: they are written to /proc/thread-self/attr/... just before it."""
 import os
 
 from ..errors import RuntimeErr, SyscallError
+from ..fastos import write_file
 
 APPARMOR_PARAM = "/sys/module/apparmor/parameters/enabled"
 APPARMOR_FS = "/sys/kernel/security/apparmor"
@@ -63,11 +64,7 @@ def _write_attr(proc_root: str, names: tuple, value: str, field: str) -> None:
     paths = [f"{base}/{n}" for n in names]
     path = next((p for p in paths if os.path.exists(p)), paths[-1])
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        try:
-            os.write(fd, value.encode())
-        finally:
-            os.close(fd)
+        write_file(path, value.encode(), os.O_NOFOLLOW)
     except OSError as e:
         raise SyscallError("write", f"{path} ({field}={value!r})", e.errno) from None
 

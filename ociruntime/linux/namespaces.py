@@ -2,6 +2,7 @@
 import os
 
 from . import syscalls as sc
+from ..fastos import write_file
 
 # type -> (clone flag, /proc/<pid>/ns name). Order = setns order: user first (it grants the rights the others
 # need when joining from a less privileged position), mnt last among the ones that change paths we still need to
@@ -65,10 +66,6 @@ def write_time_offsets(offsets: dict) -> None:
 
 def _write(path: str, data: bytes):
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+        write_file(path, data)
     except OSError as e:
         raise sc.SyscallError("write", path, e.errno) from None

@@ -8,6 +8,7 @@ import os
 
 from . import syscalls as sc
 from ..errors import ConfigError, SyscallError
+from ..fastos import write_file
 
 PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}      # PER_LINUX, PER_LINUX32
 PERSONALITY_FLAGS: dict = {}                                     # config-linux.md: "no flag values are supported"
@@ -82,11 +83,7 @@ def apply_oom_score_adj(v, proc_root: str = "/proc") -> None:
         return
     path = f"{proc_root}/self/oom_score_adj"
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, str(int(v)).encode())
-        finally:
-            os.close(fd)
+        write_file(path, str(int(v)).encode())
     except OSError as e:
         _reraise(e, f"write {path}", "process.oomScoreAdj", str(v))
 

@@ -3,6 +3,7 @@
 import os
 
 from ..errors import ConfigError, SyscallError
+from ..fastos import write_file
 
 # key (dotted) or prefix ending in '.' -> the namespace type that makes it per-container
 _IPC = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
@@ -62,10 +63,6 @@ def apply(sysctl: dict, *, proc_root: str = "/proc", namespaces: set | None = No
             raise ConfigError(f"linux.sysctl.{key}", "not isolated by any kernel namespace: it would change the host")
         path = f"{proc_root}/sys/{_relpath(key)}"
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-            try:
-                os.write(fd, str(value).encode())
-            finally:
-                os.close(fd)
+            write_file(path, str(value).encode(), os.O_NOFOLLOW)
         except OSError as e:
             raise SyscallError("write", f"{path} (linux.sysctl.{key}={value!r})", e.errno) from None

@@ -72,11 +72,7 @@ class Dir:
         data = str(value).encode()
         path = self.file(name)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
+            os.write_file(path, data)
         except OSError as e:
             prefix = f"{what}: " if what else ""
             raise CgroupError(f"{prefix}write {data.decode()!r} to {path}: {e.strerror}", e.errno) from None
