@@ -242,18 +242,46 @@ def test_pids_limit_is_enforced(mgr):
     assert in_child(mgr, try_fork) == 7
 
 
-def test_blkio_weight_throttle_and_missing_leaf_weight(mgr, logs):
+def _first_block_device():
     with open("/sys/block/" + sorted(os.listdir("/sys/block"))[0] + "/dev") as f:
-        major, minor = (int(x) for x in f.read().split(":"))
-    mgr.set({"blockIO": {"weight": 300, "leafWeight": 200,
-                         "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}],
+        return tuple(int(x) for x in f.read().split(":"))
+
+
+def _weight_file(mgr):
+    for name in ("blkio.weight", "blkio.bfq.weight"):
+        if os.path.exists(mgr.paths["blkio"] + "/" + name):
+            return name
+    return None
+
+
+def test_blkio_throttle_limits_are_written(mgr):
+    major, minor = _first_block_device()
+    mgr.set({"blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}],
                          "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 77}]}})
-    weight_file = "blkio.weight" if os.path.exists(mgr.paths["blkio"] + "/blkio.weight") else "blkio.bfq.weight"
-    assert read(mgr, "blkio", weight_file).split()[-1] == "300"
     assert f"{major}:{minor} 1048576" in read(mgr, "blkio", "blkio.throttle.read_bps_device")
     assert f"{major}:{minor} 77" in read(mgr, "blkio", "blkio.throttle.write_iops_device")
+
+
+def test_blkio_weight_goes_to_cfq_or_bfq_file_and_missing_leaf_weight_is_skipped(mgr, logs):
+    weight_file = _weight_file(mgr)
+    if weight_file is None:
+        pytest.skip("no blkio.weight nor blkio.bfq.weight: this kernel's I/O schedulers have no weights (no CFQ/BFQ)")
+    mgr.set({"blockIO": {"weight": 300, "leafWeight": 200}})
+    assert read(mgr, "blkio", weight_file).split()[-1] == "300"
     if not os.path.exists(mgr.paths["blkio"] + "/blkio.leaf_weight"):
         assert any("leafWeight" in line and "skipped" in line for line in logs)
+
+
+def test_blkio_weight_without_weight_files_is_a_clear_error(mgr):
+    if _weight_file(mgr) is not None:
+        pytest.skip(f"this kernel has {_weight_file(mgr)}: the missing-file error cannot happen here")
+    with pytest.raises(CgroupError) as e:
+        mgr.set({"blockIO": {"weight": 300}})
+    msg = str(e.value)
+    assert msg.startswith("linux.resources.blockIO.weight: ") and "blkio.bfq.weight" in msg and "BFQ" in msg
+    major, minor = _first_block_device()
+    with pytest.raises(CgroupError, match=r"blockIO\.weightDevice\[0\]\.weight: .*neither blkio.weight"):
+        mgr.set({"blockIO": {"weightDevice": [{"major": major, "minor": minor, "weight": 10}]}})
 
 
 def test_devices_default_deny_plus_allowed_list(mgr, tmp_path):

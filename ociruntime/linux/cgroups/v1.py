@@ -123,17 +123,24 @@ def _set_pids(d: Dir, p: dict):
 
 def _set_blkio(d: Dir, b: dict):
     W = "linux.resources.blockIO."
-    # CFQ files where the kernel has them, else BFQ's (runc); leaf weights exist only with CFQ
+    # CFQ files where the kernel has them, else BFQ's (runc); leaf weights exist only with CFQ. With neither
+    # (the none/mq-deadline/kyber schedulers, e.g. kernel 6.x without BFQ) a weight cannot be honoured: say so.
     weight = "blkio.weight" if d.exists("blkio.weight") or not d.exists("blkio.bfq.weight") else "blkio.bfq.weight"
     wdev = "blkio.weight_device" if weight == "blkio.weight" else "blkio.bfq.weight_device"
+
+    def write_weight(name, value, what):
+        if d.path is not None and not d.exists(name):
+            raise CgroupError(f"{what}: cannot set a block I/O weight: neither blkio.weight nor blkio.bfq.weight "
+                              f"exists in {d.path} (the kernel's I/O schedulers have no weights: CFQ or BFQ needed)")
+        d.write(name, value, what)
     if b.get("weight"):
-        d.write(weight, b["weight"], W + "weight")
+        write_weight(weight, b["weight"], W + "weight")
     if b.get("leafWeight"):
         d.write_optional("blkio.leaf_weight", b["leafWeight"], W + "leafWeight")
     for i, wd in enumerate(b.get("weightDevice") or ()):
         dev = f"{wd['major']}:{wd['minor']}"
         if wd.get("weight"):
-            d.write(wdev, f"{dev} {wd['weight']}", f"{W}weightDevice[{i}].weight")
+            write_weight(wdev, f"{dev} {wd['weight']}", f"{W}weightDevice[{i}].weight")
         if wd.get("leafWeight"):
             d.write_optional("blkio.leaf_weight_device", f"{dev} {wd['leafWeight']}",
                              f"{W}weightDevice[{i}].leafWeight")
