@@ -57,8 +57,10 @@ test: deps bundle
 test-unit: deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests
 
+# BENCH_ARGS: e.g. --reps 9, --only exec,state, --ociruntime-flag=--debug (bench/lifecycle.py --help)
+BENCH_ARGS ?=
 bench: deps bundle
-	sh spec-tests/confine.sh $(BIN)/python bench/lifecycle.py --rounds 20
+	sh spec-tests/confine.sh $(BIN)/python bench/lifecycle.py $(BENCH_ARGS)
 
 install: deps
 	cp $(BIN)/ociruntime /usr/local/bin/ociruntime
