@@ -58,8 +58,7 @@ def start(st: ContainerState, log) -> None:
         raise RuntimeErr(msg or "container init exited before exec (see the container's stderr)")
     if st.facts.get("hooks", {}).get("poststart"):
         from .linux import hooks
-        state = hooks.state_doc(st.id, "running", st.pid, st.facts["bundle"], st.facts.get("annotations"),
-                                st.facts.get("ociVersion", "1.3.0"))
+        state = hooks.state_doc(st.id, "running", st.pid, st.facts["bundle"], st.facts.get("annotations"))
         hooks.run_all("poststart", hooks.hooks_from_raw(st.facts["hooks"], "poststart"), state)
 
 
@@ -160,8 +159,7 @@ def delete(st: ContainerState, log, force: bool = False) -> None:
     st.remove()
     if hooks_raw.get("poststop"):
         from .linux import hooks
-        state = hooks.state_doc(st.id, "stopped", 0, st.facts.get("bundle", ""), st.facts.get("annotations"),
-                                st.facts.get("ociVersion", "1.3.0"))
+        state = hooks.state_doc(st.id, "stopped", 0, st.facts.get("bundle", ""), st.facts.get("annotations"))
         hooks.poststop_all(hooks.hooks_from_raw(hooks_raw, "poststop"), state, log)
 
 

@@ -182,7 +182,7 @@ def _stage2(a: InitArgs):
         sync.expect(a.sock, sync.GO)
     if cfg.hooks.create_container:                               # 15
         from .linux import hooks
-        hooks.run_all("createContainer", cfg.hooks.create_container, _state(a, "created"))
+        hooks.run_all("createContainer", cfg.hooks.create_container, _state(a, "creating"), _env(cfg.process))
     rootfs.pivot(cfg.root_path, bool(a.no_pivot))                # 16
     if proc.terminal:                                            # 17
         from .linux import console
@@ -224,7 +224,7 @@ def _stage2(a: InitArgs):
     try:
         if cfg.hooks.start_container:                            # 28
             from .linux import hooks
-            hooks.run_all("startContainer", cfg.hooks.start_container, _state(a, "running"))
+            hooks.run_all("startContainer", cfg.hooks.start_container, _state(a, "created"), _env(cfg.process))
         if lx.seccomp and not early_seccomp:                     # 29
             _load_seccomp(a, lx.seccomp, listener)
         _restore_signals()
@@ -365,7 +365,8 @@ def _lookup(proc) -> str:
 
 
 def _state(a, status: str) -> dict:
-    st = {"ociVersion": a.cfg.oci_version, "id": a.cid, "status": status, "pid": a.host_pid or _host_pid(),
+    from . import SPEC_VERSION
+    st = {"ociVersion": SPEC_VERSION, "id": a.cid, "status": status, "pid": a.host_pid or _host_pid(),
           "bundle": a.cfg.bundle}
     if a.cfg.annotations:
         st["annotations"] = a.cfg.annotations

@@ -172,7 +172,7 @@ def _serve(sock, pid, cfg, cid, bundle, undo, place, log) -> int:
                 undo.append(moved.give_back)    # a failed create gives the devices back (delete does not: spec)
         elif tag == sync.HOOKS:
             from .linux import hooks
-            state = hooks.state_doc(cid, "creating", init_pid, bundle, cfg.annotations, cfg.oci_version)
+            state = hooks.state_doc(cid, "creating", init_pid, bundle, cfg.annotations)
             hooks.run_all("prestart", cfg.hooks.prestart, state)
             hooks.run_all("createRuntime", cfg.hooks.create_runtime, state)
             sync.send(sock, sync.GO)

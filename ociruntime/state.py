@@ -169,12 +169,16 @@ class ContainerState:
         """The runtime-spec state document (runtime.md "State")."""
         status = self.status()
         # runc's field order and extras (rootfs, created, owner) so go-runc's State parses it unchanged
-        st = {"ociVersion": self.facts.get("ociVersion", "1.3.0"), "id": self.id,
+        # ociVersion: the spec version we implement, as runc and crun report theirs (not the config's); pid 0 once
+        # stopped, as runc's `state` prints it (hooks get no pid then: hooks.state_doc)
+        from . import SPEC_VERSION
+        st = {"ociVersion": SPEC_VERSION, "id": self.id,
               "pid": self.pid if status in ("created", "running", "paused") else 0, "status": status,
               "bundle": self.facts.get("bundle", ""), "rootfs": self.facts.get("rootfs", ""),
-              "created": self.facts.get("created", ""), "owner": ""}
+              "created": self.facts.get("created", "")}
         if self.facts.get("annotations"):
             st["annotations"] = self.facts["annotations"]
+        st["owner"] = ""
         return st
 
     def remove(self):

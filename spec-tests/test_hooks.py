@@ -37,7 +37,6 @@ def test_all_hook_kinds_run_in_order_with_the_state_on_stdin(runtime, bundle, ci
     # startContainer runs after pivot_root: it wrote its state inside the container
     assert json.loads(open(os.path.join(bundle.rootfs, "tmp/hook-startContainer")).read())["id"] == cid
     assert log.read_text().split() == ["prestart", "createRuntime", "createContainer", "poststart"]
-    assert json.loads((tmp_path / "poststart").read_text())["status"] == "running"
     runtime("delete", cid)
     assert log.read_text().split()[-1] == "poststop"
     assert json.loads((tmp_path / "poststop").read_text())["status"] == "stopped"
@@ -66,3 +65,55 @@ def test_failing_poststop_hook_is_logged_and_delete_goes_on(runtime, bundle, cid
     p = runtime("delete", cid)
     assert "hooks.poststop[0]" in p.stderr
     assert not os.path.exists(os.path.join(runtime.root, cid))
+
+
+def test_hook_state_has_the_implemented_spec_version_and_the_status_of_its_moment(runtime, bundle, cid, tmp_path):
+    # runc side by side: createRuntime/createContainer see "creating", startContainer "created", poststop no pid;
+    # ociVersion is the runtime's spec version, not the config's. poststart: "running" (runc 1.1.5 says "created",
+    # but the program has been started then: runtime.md's "running")
+    hooks = {}
+    for kind in ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"):
+        target = "/tmp/hook-" + kind if kind == "startContainer" else str(tmp_path / kind)
+        script = _hook_script(tmp_path, kind, f'cat > "{target}"')
+        if kind == "startContainer":
+            os.rename(script, os.path.join(bundle.rootfs, "hook.sh"))
+            script = "/hook.sh"
+        hooks[kind] = [{"path": script}]
+    bundle.config["hooks"] = hooks
+    bundle.config["ociVersion"] = "1.0.0"
+    bundle.set_args("true").write()
+    runtime("create", "--bundle", bundle.path, cid)
+    pid = runtime.state(cid)["pid"]
+    runtime("start", cid)
+    runtime.wait_status(cid, "stopped")
+    runtime("delete", cid)
+    seen = {k: json.loads((tmp_path / k).read_text()) for k in hooks if k != "startContainer"}
+    seen["startContainer"] = json.loads(open(os.path.join(bundle.rootfs, "tmp/hook-startContainer")).read())
+    assert {k: v["status"] for k, v in seen.items()} == {
+        "prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
+        "startContainer": "created", "poststart": "running", "poststop": "stopped"}
+    assert {v["ociVersion"] for v in seen.values()} == {"1.3.0"}
+    assert "pid" not in seen["poststop"]
+    assert all(v["pid"] == pid for k, v in seen.items() if k != "poststop")
+
+
+def test_hooks_without_env_get_the_runtimes_environment(runtime, bundle, cid, tmp_path):
+    # runc/crun: a hook without "env" inherits the runtime's environment; "env": [] is an empty one. Hooks that run
+    # in the container's namespaces (createContainer, startContainer) get the process's environment, as in runc
+    # (never the host's inside the container)
+    bundle.config["hooks"] = {
+        "prestart": [{"path": _hook_script(tmp_path, "inherit", f'env > "{tmp_path}/inherit"')},
+                     {"path": _hook_script(tmp_path, "empty", f'env > "{tmp_path}/empty"'), "env": []},
+                     {"path": _hook_script(tmp_path, "own", f'env > "{tmp_path}/own"'), "env": ["MINE=1"]}],
+        "createContainer": [{"path": _hook_script(tmp_path, "cc", f'env > "{tmp_path}/cc"')}],
+    }
+    bundle.config["process"]["env"] = ["PATH=/bin", "FROM_PROCESS=yes"]
+    bundle.set_args("true").write()
+    env = dict(os.environ, FROM_RUNTIME="here")
+    runtime("create", "--bundle", bundle.path, cid, env=env)
+    assert "FROM_RUNTIME=here" in (tmp_path / "inherit").read_text().splitlines()
+    assert "FROM_RUNTIME" not in (tmp_path / "empty").read_text()
+    own = (tmp_path / "own").read_text().splitlines()
+    assert "MINE=1" in own and "FROM_RUNTIME=here" not in own
+    cc = (tmp_path / "cc").read_text().splitlines()
+    assert "FROM_PROCESS=yes" in cc and "FROM_RUNTIME=here" not in cc

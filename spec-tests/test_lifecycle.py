@@ -37,6 +37,16 @@ def test_state_output_validates_against_the_state_schema(runtime, bundle, cid):
     jsonschema.Draft4Validator(schema, registry=reg).validate(runtime.state(cid))
 
 
+def test_state_has_runcs_fields_in_runcs_order_and_the_implemented_spec_version(runtime, bundle, cid):
+    # runc 1.1.5 side by side: ociVersion is the runtime's own (not the config's 1.0.0), annotations before owner
+    bundle.config["ociVersion"] = "1.0.0"
+    bundle.config["annotations"] = {"a": "b"}
+    runtime("create", "--bundle", bundle.set_args("true").write(), cid)
+    st = runtime.state(cid)
+    assert list(st) == ["ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "annotations", "owner"]
+    assert st["ociVersion"] == "1.3.0" and st["rootfs"] == bundle.rootfs and st["owner"] == ""
+
+
 def test_start_runs_the_process_and_it_ends_stopped(runtime, bundle, cid, tmp_path):
     bundle.set_args("sh", "-c", "echo started > /tmp/marker; sleep 0.1").write()
     runtime("create", "--bundle", bundle.path, cid)

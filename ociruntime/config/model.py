@@ -86,7 +86,7 @@ class Process:
 class Hook:
     path: str
     args: tuple = ()
-    env: tuple = ()
+    env: tuple | None = None       # None: absent (the hook gets the runtime's environment); (): an empty one
     timeout: int | None = None
 
 
@@ -147,7 +147,8 @@ def _idmaps(items):
 
 
 def _hooks(items):
-    return tuple(Hook(h["path"], tuple(h.get("args", ())), tuple(h.get("env", ())), h.get("timeout"))
+    return tuple(Hook(h["path"], tuple(h.get("args", ())), tuple(h["env"]) if "env" in h else None,
+                      h.get("timeout"))
                  for h in items or ())
 
 

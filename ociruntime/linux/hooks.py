@@ -11,21 +11,22 @@ class HookError(RuntimeErr):
     pass
 
 
-def run_all(kind: str, hooks, state: dict) -> None:
-    """Run hooks of one kind in order; the first failure raises HookError naming hooks.<kind>[i]."""
+def run_all(kind: str, hooks, state: dict, default_env: dict | None = None) -> None:
+    """Run hooks of one kind in order; the first failure raises HookError naming hooks.<kind>[i].
+    A hook without `env` gets default_env; None: the runtime's own environment (runc, crun)."""
     data = dumps(state).encode()
     for i, h in enumerate(hooks):
-        run_one(kind, i, h, data)
+        run_one(kind, i, h, data, default_env)
 
 
-def run_one(kind: str, i: int, h, data: bytes) -> None:
+def run_one(kind: str, i: int, h, data: bytes, default_env: dict | None = None) -> None:
     """One hook: the state on stdin, its args/env, its timeout; HookError names hooks.<kind>[i]."""
     where = f"hooks.{kind}[{i}] {h.path}"
     args = list(h.args) or [h.path]
     try:
         # its own session, so a timeout kills the hook's children too (none is left running)
         p = subprocess.Popen(args, executable=h.path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env=_env(h.env), close_fds=True, start_new_session=True)
+                             stderr=subprocess.PIPE, env=default_env if h.env is None else _env(h.env), close_fds=True, start_new_session=True)
     except OSError as e:
         raise HookError(f"{where}: {e.strerror}") from None
     try:
@@ -64,8 +65,13 @@ def poststop_all(hooks, state: dict, log) -> None:
             log.warn(str(e))
 
 
-def state_doc(cid: str, status: str, pid: int, bundle: str, annotations: dict, version="1.3.0") -> dict:
-    st = {"ociVersion": version, "id": cid, "status": status, "pid": pid, "bundle": bundle}
+def state_doc(cid: str, status: str, pid: int, bundle: str, annotations: dict) -> dict:
+    """The state hooks read on stdin: ociVersion is the spec version we implement (runc and crun report their own,
+    not the config's); no pid once stopped (runc's omitempty; runtime.md requires it only while created/running)."""
+    from .. import SPEC_VERSION
+    st = {"ociVersion": SPEC_VERSION, "id": cid, "status": status, "pid": pid, "bundle": bundle}
+    if not pid:
+        del st["pid"]
     if annotations:
         st["annotations"] = annotations
     return st
