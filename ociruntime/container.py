@@ -17,10 +17,10 @@ SIGNALS["RTMIN"], SIGNALS["RTMAX"] = _signal.SIGRTMIN, _signal.SIGRTMAX
 
 
 def parse_signal(s: str) -> int:
-    """`9`, `KILL`, `SIGKILL`, `sigkill`, `RTMIN+3`."""
+    """`9`, `KILL`, `SIGKILL`, `sigkill`, `RTMIN+3`; `0` checks that the process exists (kill(2), runc)."""
     if s.isdigit():
         n = int(s)
-        if 0 < n < _signal.NSIG:
+        if 0 <= n < _signal.NSIG:
             return n
     else:
         name = s.upper()

@@ -27,6 +27,7 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
      14  prestart/createRuntime hooks     run by the parent (runtime namespace), we wait
      15  createContainer hooks            container namespaces, before pivot
      16  pivot_root (or move + chroot)
+     16a process.cwd made when missing    0755, inside the new root, before the root can turn read-only (runc)
      17  console                          pty from the container's ptmx, master to --console-socket
      18  hostname, domainname, sysctl     sysctl before /proc/sys turns read-only
      19  masked and readonly paths        after every mount so mounts[] cannot undo them
@@ -184,6 +185,7 @@ def _stage2(a: InitArgs):
         from .linux import hooks
         hooks.run_all("createContainer", cfg.hooks.create_container, _state(a, "creating"), _env(cfg.process))
     rootfs.pivot(cfg.root_path, bool(a.no_pivot))                # 16
+    rootfs.make_cwd(proc.cwd)                                    # 16a
     if proc.terminal:                                            # 17
         from .linux import console
         master, slave = console.open_pty(proc.console_size)
@@ -216,10 +218,11 @@ def _stage2(a: InitArgs):
     if early_seccomp:
         _load_seccomp(a, lx.seccomp, listener)
     _report_unknown_syscalls(a, lx.seccomp, early_seccomp)
+    env = _env(proc)                                             # HOME from /etc/passwd: before the user switch
     _switch_user(a, proc)                                        # 25
     if proc.no_new_privileges:                                   # 26
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-    argv0 = _lookup(proc)  # fail in create, not in start, when the program is missing
+    argv0 = _lookup(proc, env)  # fail in create, not in start, when the program is missing
     _wait_for_start(a, fifo)
     try:
         if cfg.hooks.start_container:                            # 28
@@ -228,7 +231,7 @@ def _stage2(a: InitArgs):
         if lx.seccomp and not early_seccomp:                     # 29
             _load_seccomp(a, lx.seccomp, listener)
         _restore_signals()
-        _exec_program(exe, err_fd, argv0, proc)                  # 30
+        _exec_program(exe, err_fd, argv0, proc, env)             # 30
     except BaseException as e:  # noqa: BLE001 — the FIFO is still open: `start` reads this and fails
         try:
             os.write(a.fifo_w, f"exec {proc.args[0]}: {e}".encode())
@@ -246,11 +249,11 @@ def _prepare_exec(a, proc, lx, err_fd: int):
     return dmz.prepare(err_fd, proc.user.uid, proc.user.gid, chmod=not lx.seccomp)
 
 
-def _exec_program(exe, err_fd: int, argv0: str, proc):
+def _exec_program(exe, err_fd: int, argv0: str, proc, env: dict):
     if exe is None:
-        os.execve(argv0, list(proc.args), _env(proc))
+        os.execve(argv0, list(proc.args), env)
     from .linux import dmz
-    dmz.execve(exe, err_fd, argv0, list(proc.args), _env(proc))
+    dmz.execve(exe, err_fd, argv0, list(proc.args), env)
 
 
 def _load_seccomp(a, cfg, listener):
@@ -339,14 +342,19 @@ def _chdir(cwd: str):
 
 
 def _env(proc) -> dict:
+    """process.env; without HOME (or with an empty one), the home of process.user.uid in the container's
+    /etc/passwd, "/" when it has none (runc). Read inside the new root, before the user switch."""
     env = {}
     for kv in proc.env:
         k, _, v = kv.partition("=")
         env[k] = v
+    if not env.get("HOME"):
+        from .linux import user
+        env["HOME"] = user.home_of(proc.user.uid)
     return env
 
 
-def _lookup(proc) -> str:
+def _lookup(proc, env: dict) -> str:
     """Resolve process.args[0] with the container's PATH, inside the new root (runc's exec.LookPath)."""
     name = proc.args[0]
     from .errors import RuntimeErr
@@ -356,7 +364,7 @@ def _lookup(proc) -> str:
         # runc's wording: podman and the shim match "no such file or directory" / "permission denied"
         why = "no such file or directory" if not os.path.exists(name) else "permission denied"
         raise RuntimeErr(f'exec: process.args[0] "{name}": stat {name}: {why}')
-    path = _env(proc).get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     for d in path.split(":"):
         cand = os.path.join(d or ".", name)
         if os.access(cand, os.X_OK) and not os.path.isdir(cand):
@@ -536,17 +544,18 @@ def _exec_stage2(a: ExecArgs):
     if early_seccomp:
         _load_seccomp(a, lx.seccomp, a.listener)
     _report_unknown_syscalls(a, lx.seccomp, early_seccomp)
+    env = _env(proc)
     _switch_user(a, proc)
     if proc.no_new_privileges:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-    argv0 = _lookup(proc)
+    argv0 = _lookup(proc, env)
     _send_notes(a)
     sync.send(a.sock, sync.READY, str(a.host_pid))
     if lx.seccomp and not early_seccomp:
         _load_seccomp(a, lx.seccomp, a.listener)
     _restore_signals()
     try:
-        _exec_program(a.exe, a.sock.fileno(), argv0, proc)
+        _exec_program(a.exe, a.sock.fileno(), argv0, proc, env)
     except OSError as e:
         sync.send(a.sock, sync.ERR, f"exec {proc.args[0]}: {e.strerror}")
         os._exit(127)

@@ -38,6 +38,37 @@ def test_process_args_env_and_cwd_are_applied(runtime, bundle, cid):
     assert out == "hi there|/tmp|sh\n"
 
 
+@pytest.mark.parametrize("uid,env,home", [(0, [], "/root"), (65534, [], "/nonexistent"), (4321, [], "/"),
+                                          (0, ["HOME="], "/root"), (4321, ["HOME=/mine"], "/mine")],
+                         ids=["root", "nobody", "no-passwd-entry", "empty", "given"])
+def test_home_comes_from_the_containers_passwd_when_env_has_none(runtime, bundle, cid, uid, env, home):
+    # runc: without HOME in process.env, the home of process.user.uid in the container's /etc/passwd, else "/"
+    bundle.config["process"]["env"] = ["PATH=/bin"] + env
+    bundle.config["process"]["user"] = {"uid": uid, "gid": uid}
+    assert run_sh(runtime, bundle, cid, 'echo "HOME=$HOME"') == f"HOME={home}\n"
+
+
+def test_exec_sets_home_of_the_execd_user(runtime, bundle, cid):
+    bundle.config["process"]["env"] = ["PATH=/bin"]
+    runtime("run", "-d", "--bundle", bundle.set_args("sleep", "30").write(), cid)
+    homes = [runtime("exec", *u, cid, "sh", "-c", 'echo "$HOME"').stdout.strip()
+             for u in ((), ("--user", "65534"), ("--user", "4321"), ("--env", "HOME=/x"))]
+    assert homes == ["/root", "/nonexistent", "/", "/x"]
+    runtime("kill", cid, "KILL")
+
+
+def test_missing_cwd_is_created_0755_inside_the_rootfs(runtime, bundle, cid):
+    # runc makes a missing process.cwd (MkdirAll 0755, owned by the container's root), also with a read-only
+    # root; a symlink in the image cannot send the creation outside the rootfs
+    os.symlink("/../../../../../..", os.path.join(bundle.rootfs, "escape"))
+    bundle.config["process"]["cwd"] = "/escape/work/dir"
+    bundle.config["process"]["user"] = {"uid": 65534, "gid": 65534, "umask": 0o077}
+    bundle.config["root"]["readonly"] = True
+    out = run_sh(runtime, bundle, cid, "pwd; stat -c '%a %u' /work /work/dir")
+    assert out == "/work/dir\n755 0\n755 0\n"
+    assert os.path.isdir(os.path.join(bundle.rootfs, "work", "dir"))
+
+
 def test_process_user_uid_gid_and_additional_gids(runtime, bundle, cid):
     bundle.config["process"]["user"] = {"uid": 1000, "gid": 1001, "additionalGids": [5, 6]}
     out = run_sh(runtime, bundle, cid, "id -u; id -g; id -G")

@@ -138,6 +138,23 @@ def test_kill_of_stopped_container_fails_with_not_running(runtime, bundle, cid):
     assert runtime("kill", "--all", cid, "KILL", check=False).returncode == 0
 
 
+def test_kill_with_signal_0_succeeds_while_the_process_exists_as_runc(runtime, bundle, cid):
+    # kill(2)'s signal 0: nothing is sent, the exit code says whether the process exists (runc, also with --all)
+    runtime("create", "--bundle", bundle.set_args("sleep", "10").write(), cid)
+    for status in ("created", "running"):
+        assert runtime.state(cid)["status"] == status
+        runtime("kill", cid, "0")
+        runtime("kill", "--all", cid, "0")
+        assert runtime.state(cid)["status"] == status         # signal 0 delivered nothing
+        if status == "created":
+            runtime("start", cid)
+    runtime("kill", cid, "KILL")
+    runtime.wait_status(cid, "stopped")
+    p = runtime("kill", cid, "0", check=False)
+    assert p.returncode == 1 and "not running" in p.stderr
+    assert runtime("kill", "--all", cid, "0", check=False).returncode == 0
+
+
 def test_unknown_signal_is_refused(runtime, bundle, cid):
     runtime("create", "--bundle", bundle.set_args("true").write(), cid)
     p = runtime("kill", cid, "NOPE", check=False)

@@ -7,7 +7,7 @@ import pytest
 
 from ociruntime.config.model import Capabilities, User
 from childproc import ChildError, in_child  # noqa: F401
-from ociruntime.errors import ConfigError, SyscallError
+from ociruntime.errors import SyscallError
 from ociruntime.linux import capabilities, syscalls, user
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -27,17 +27,18 @@ def held(field):
     return int(status()[field], 16)
 
 
-def test_unknown_capability_name_is_a_config_error_naming_the_entry():
-    caps = Capabilities(effective=("CAP_CHOWN", "CAP_FLY"))
-    with pytest.raises(ConfigError) as e:
-        capabilities.validate_names(caps)
-    assert e.value.path == "process.capabilities.effective[1]"
-    assert "CAP_FLY" in str(e.value)
+def test_unknown_capability_names_are_skipped_and_named_in_one_warning():
+    caps = Capabilities(bounding=("CAP_FLY", "CAP_CHOWN"), effective=("CAP_CHOWN", "CAP_FLY", "CAP_SWIM"))
+    assert capabilities.unknown_names(caps) == ["CAP_FLY", "CAP_SWIM"]
+    assert capabilities.mask(caps.effective) == bits("CAP_CHOWN")
+    warned = []
+    capabilities.warn_unknown(caps, warned.append)
+    assert warned == ["process.capabilities: ignoring unknown capabilities: CAP_FLY, CAP_SWIM"]
 
 
-def test_every_known_name_validates_and_none_is_fine():
-    capabilities.validate_names(Capabilities(*(capabilities.NAMES,) * 5))
-    capabilities.validate_names(None)
+def test_every_known_name_is_known_and_none_is_fine():
+    assert capabilities.unknown_names(Capabilities(*(capabilities.NAMES,) * 5)) == []
+    assert capabilities.unknown_names(None) == []
 
 
 def test_names_beyond_the_kernels_last_cap_are_skipped_with_a_debug_line():
@@ -205,3 +206,20 @@ def test_switch_result_is_what_a_real_program_sees():
 
     out = in_child(child)
     assert out[0] == "65534" and out[-1] == "0000000000000000"
+
+
+def test_ambient_without_inheritable_is_one_warning_saying_why_not_that_the_runtime_lacks_it():
+    # `runc spec`'s default bundle: ambient = bounding = effective = permitted, no inheritable
+    three = ("CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE")
+    caps = Capabilities(bounding=three, effective=three, permitted=three, ambient=three)
+
+    def child():
+        warned = []
+        user.switch(User(uid=0, gid=0), caps, warn=warned.append)
+        return held("CapAmb"), held("CapEff"), warned
+
+    amb, eff, warned = in_child(child)
+    assert amb == 0 and eff == bits(*three)
+    assert len(warned) == 1, warned
+    assert "process.capabilities.ambient" in warned[0] and "inheritable" in warned[0]
+    assert "not held by the runtime" not in warned[0]

@@ -201,8 +201,10 @@ def test_joined_user_namespace_needs_no_mappings():
     validate(doc)
 
 
-def test_unknown_but_well_formed_capability_is_left_to_the_capability_module():
-    validate(mutated(_set(("process", "capabilities", "bounding", 0), "CAP_NOT_YET_INVENTED")))
+@pytest.mark.parametrize("name", ["CAP_NOT_YET_INVENTED", "cap_kill", "KILL"])
+def test_unknown_capability_names_are_left_to_the_capability_module(name):
+    # config.md 1.3.0: an unknown capability MUST be logged as a warning and SHOULD NOT fail (runc warns, runs)
+    validate(mutated(_set(("process", "capabilities", "bounding", 0), name)))
 
 
 def test_hostname_with_joined_uts_namespace_is_accepted():
@@ -350,10 +352,6 @@ SEMANTIC_CASES = [
     (_append(("process", "rlimits"), {"type": "RLIMIT_NOFILE", "hard": 10, "soft": 10}),
      "process.rlimits[1].type: duplicate 'RLIMIT_NOFILE' (also rlimits[0])"),
     (_set(("process", "rlimits", 0, "soft"), 2048), "process.rlimits[0].soft: 2048 is greater than hard 1024"),
-    (_set(("process", "capabilities", "permitted", 1), "cap_kill"),
-     "process.capabilities.permitted[1]: 'cap_kill' is not a capability name"),
-    (_set(("process", "capabilities", "bounding", 0), "KILL"),
-     "process.capabilities.bounding[0]: 'KILL' is not a capability name"),
     (_set(("process", "oomScoreAdj"), 1001), "process.oomScoreAdj: 1001 is out of range -1000..1000"),
     (_set(("process", "ioPriority"), {"class": "IOPRIO_CLASS_BE", "priority": 8}),
      "process.ioPriority.priority: 8 is out of range 0..7"),

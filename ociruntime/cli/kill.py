@@ -3,7 +3,8 @@ from . import Opt
 SUMMARY = "kill sends the specified signal (default: SIGTERM) to the container's init process"
 USAGE = "[command options] <container-id> [signal]"
 DESCRIPTION = """
-Signals may be given by name, with or without SIG, or by number:
+Signals may be given by name, with or without SIG, or by number (0 sends nothing: it checks that the
+container's process exists):
        # ociruntime kill ubuntu01 KILL
        # ociruntime kill ubuntu01 9"""
 OPTIONS = (Opt("--all", "-a", help="send the specified signal to all processes inside the container"),)

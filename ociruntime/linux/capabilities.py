@@ -3,11 +3,11 @@ running kernel (/proc/sys/kernel/cap_last_cap); sets are applied with capset(2),
 prctl(PR_CAP_AMBIENT).
 
 Order (done by user.switch): drop_bounding -> keep-caps + setresuid -> apply_sets. Capabilities the kernel lacks
-are skipped with a debug line; capabilities the runtime itself does not hold cannot be granted and are skipped
-with a warning (config.md: "logged as a warning ... SHOULD NOT fail"), as runc does.
+are skipped with a debug line; names that are no capability at all, and capabilities the runtime itself does not
+hold, cannot be granted and are skipped with one warning each (config.md 1.3.0: "MUST be logged as a warning ...
+SHOULD NOT fail"), as runc does.
 """
 from . import syscalls as sc
-from ..errors import ConfigError
 
 # capabilities(7), by number
 NAMES = (
@@ -34,24 +34,29 @@ def last_cap() -> int:
         return len(NAMES) - 1
 
 
-def validate_names(caps) -> None:
-    """Every name in every set must be a capability: ConfigError naming process.capabilities.<set>[i]."""
+def unknown_names(caps) -> list:
+    """The names, over all five sets, that are no capability (sorted, each once)."""
     if caps is None:
-        return
-    for set_name in SETS:
-        for i, name in enumerate(getattr(caps, set_name) or ()):
-            if name not in NUMBERS:
-                raise ConfigError(f"process.capabilities.{set_name}[{i}]", f"unknown capability {name!r}")
+        return []
+    return sorted({n for s in SETS for n in getattr(caps, s) or () if n not in NUMBERS})
+
+
+def warn_unknown(caps, warn) -> None:
+    """One warning naming every unknown capability (runc: "ignoring unknown or unavailable capabilities")."""
+    names = unknown_names(caps)
+    if names:
+        warn(f"process.capabilities: ignoring unknown capabilities: {', '.join(names)}")
 
 
 def mask(names, *, what="", debug=_nolog, top=None) -> int:
-    """Bit mask of the named capabilities; names beyond the kernel's cap_last_cap are skipped (debug line)."""
+    """Bit mask of the named capabilities; names beyond the kernel's cap_last_cap are skipped (debug line), names
+    that are no capability are skipped silently (warn_unknown reports them once)."""
     top = last_cap() if top is None else top
     bits, skipped = 0, []
-    for i, name in enumerate(names or ()):
+    for name in names or ():
         n = NUMBERS.get(name)
         if n is None:
-            raise ConfigError(f"process.capabilities.{what}[{i}]", f"unknown capability {name!r}")
+            continue
         if n > top:
             skipped.append(name)
         else:
@@ -89,7 +94,9 @@ def apply_sets(caps, *, debug=_nolog, warn=_nolog) -> None:
 
     Unset sets are empty. What the process does not hold cannot be granted: permitted is limited to the current
     permitted set, inheritable to bounding|inheritable, effective to permitted, ambient to permitted&inheritable;
-    each capability left out that way is reported through warn()."""
+    each capability left out that way is reported through warn(), once: an ambient capability the config does not
+    also put in permitted and inheritable gets its own reason (the kernel requires both), one the runtime lacks was
+    already named for permitted/inheritable."""
     top = last_cap()
     want = {s: mask(getattr(caps, s) if caps else (), what=s, debug=debug, top=top) for s in SETS[1:]}
     _eff, cur_prm, cur_inh = sc.capget()
@@ -97,10 +104,14 @@ def apply_sets(caps, *, debug=_nolog, warn=_nolog) -> None:
     inh = want["inheritable"] & (bounding_mask(top) | cur_inh)
     eff = want["effective"] & prm
     amb = want["ambient"] & prm & inh
-    for set_name, got in (("permitted", prm), ("inheritable", inh), ("effective", eff), ("ambient", amb)):
+    for set_name, got in (("permitted", prm), ("inheritable", inh), ("effective", eff)):
         if want[set_name] & ~got:
             warn(f"process.capabilities.{set_name}: cannot grant {_names(want[set_name] & ~got)}: "
                  "not held by the runtime; ignored")
+    unpaired = want["ambient"] & ~(want["permitted"] & want["inheritable"])
+    if unpaired:                     # `runc spec`'s default bundle: ambient without inheritable
+        warn(f"process.capabilities.ambient: not raising {_names(unpaired)}: an ambient capability must also be in "
+             "process.capabilities.permitted and .inheritable")
     sc.capset(eff, prm, inh)
     sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
     for n in range(top + 1):

@@ -90,6 +90,25 @@ def pivot(rootfs: str, no_pivot: bool = False) -> None:
     os.chdir("/")
 
 
+def make_cwd(cwd: str) -> None:
+    """After pivot: a process.cwd that does not exist is created, 0755 whatever the umask (runc's MkdirAll), every
+    component resolved inside the new root (a symlink in the image cannot make us create on the host)."""
+    try:
+        os.stat(cwd)
+        return
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return                        # not ours to judge: the chdir of step 24 reports it
+    old = os.umask(0)
+    try:
+        os.close(open_in_root("/", cwd, create="dir"))
+    except SyscallError as e:
+        raise SyscallError("mkdir", f"process.cwd {cwd}", e.err) from None
+    finally:
+        os.umask(old)
+
+
 def finish_propagation(propagation: str | None) -> None:
     """After pivot: put back a rootfsPropagation prepare() had to weaken (shared, unbindable) on the new "/"."""
     if propagation in _REAPPLY:

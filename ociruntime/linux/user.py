@@ -1,4 +1,5 @@
-"""process.user: become the container user while keeping the configured capabilities; process.user.umask.
+"""process.user: become the container user while keeping the configured capabilities; process.user.umask; the
+user's HOME from the container's /etc/passwd.
 
 runc's finalizeNamespace order: bounding set first (dropping needs CAP_SETPCAP, which the uid change takes
 away), keep-caps so the permitted set survives setresuid, groups before gid before uid (each needs the
@@ -6,6 +7,7 @@ privilege the next one removes), then the capability sets proper, then keep-caps
 """
 import errno
 import os
+import stat
 
 from . import capabilities
 from . import syscalls as sc
@@ -34,6 +36,7 @@ def switch(user, caps, *, debug=_nolog, warn=_nolog) -> None:
 
     caps None: like runc, an absent process.capabilities means empty sets (bounding included) — the container
     process holds no capabilities at all."""
+    capabilities.warn_unknown(caps, warn)
     capabilities.drop_bounding(caps, debug=debug)              # needs CAP_SETPCAP: before the uid change
     sc.prctl(sc.PR_SET_KEEPCAPS, 1)                            # keep the permitted set across setresuid
     if setgroups_allowed():
@@ -46,6 +49,24 @@ def switch(user, caps, *, debug=_nolog, warn=_nolog) -> None:
     _call(os.setresuid, (user.uid,) * 3, "setresuid", f"process.user.uid={user.uid}")
     sc.prctl(sc.PR_SET_KEEPCAPS, 0)                            # only mattered for the uid change above
     capabilities.apply_sets(caps, debug=debug, warn=warn)      # effective was cleared by the uid change
+
+
+def home_of(uid: int, passwd: str = "/etc/passwd") -> str:
+    """The home directory of `uid` in `passwd` (the container's, after pivot); "/" when it has no entry (runc).
+    Only a regular file is read (O_NONBLOCK: a FIFO planted there cannot hang init)."""
+    want = str(uid).encode()
+    try:
+        fd = os.open(passwd, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return "/"
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "/"
+        for line in f:
+            fields = line.rstrip(b"\n").split(b":")
+            if len(fields) >= 6 and fields[2] == want:
+                return fields[5].decode(errors="surrogateescape") or "/"
+    return "/"
 
 
 def apply_umask(user) -> None:
