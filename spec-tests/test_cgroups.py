@@ -252,6 +252,21 @@ def test_device_allowed_by_a_rule_can_be_opened(runtime, bundle, cid):
         assert f.read() == "opened\n"
 
 
+def test_default_rules_allow_tun_tap_as_runcs_do(runtime, bundle, cid):
+    # runc 1.1.5's built-in allowlist (side by side, v1 devices.list): c *:* m, b *:* m, c 1:3/5/7/8/9, 5:0, 5:2,
+    # 136:* and c 10:200 (tun/tap) rwm, whatever the config's rules say
+    try:
+        os.close(os.open("/dev/net/tun", os.O_RDWR))
+    except OSError as e:
+        pytest.skip(f"the host cannot open /dev/net/tun: {e.strerror}")
+    bundle.config["linux"]["devices"] = [{"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200,
+                                          "fileMode": 0o666}]
+    bundle.config["linux"]["resources"]["devices"] = [{"allow": False, "access": "rwm"}]
+    bundle.set_args("sh", "-c", "true 3<>/dev/net/tun && echo opened")
+    p = runtime("run", "--bundle", bundle.write(), cid, check=False)
+    assert p.stdout == "opened\n", p.stderr
+
+
 # -- update ------------------------------------------------------------------------------------------------------
 
 def start_sleeper(runtime, bundle, cid, resources=None, script="sleep 30"):

@@ -338,3 +338,20 @@ def test_sysctl_net_key_without_a_network_namespace_is_refused(runtime, bundle, 
     p = run(runtime, bundle, cid, "true", check=False)
     assert p.returncode != 0 and "linux.sysctl.net.ipv4.ip_forward" in p.stderr
     assert "needs a network namespace" in p.stderr
+
+
+def test_sysctl_kernel_hostname_is_refused_and_domainname_only_beside_the_domainname_field(runtime, bundle, cid):
+    # runc 1.1.5: kernel.hostname (also as kernel/hostname) is refused, it conflicts with the hostname field;
+    # kernel.domainname alone is allowed. With the domainname field as well it is the same conflict: refused
+    for sysctl, fields in (({"kernel.hostname": "x"}, {}), ({"kernel/hostname": "x"}, {"hostname": "h"}),
+                           ({"kernel.domainname": "x"}, {"domainname": "d"})):
+        bundle.config["linux"]["sysctl"] = sysctl
+        bundle.config.pop("domainname", None)
+        bundle.config.update(fields)
+        p = run(runtime, bundle, cid, "true", check=False)
+        name = next(iter(sysctl)).replace("/", ".")
+        assert p.returncode == 1, p.stdout
+        assert f"sysctl '{name}' is not allowed as it conflicts with the OCI" in p.stderr
+    bundle.config.pop("domainname")
+    bundle.config["linux"]["sysctl"] = {"kernel.domainname": "fromsysctl"}
+    assert run(runtime, bundle, cid, "cat /proc/sys/kernel/domainname").stdout == "fromsysctl\n"

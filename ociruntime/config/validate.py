@@ -470,8 +470,20 @@ def _intel_rdt(doc, ctx):
                                        f"{', '.join(_RESCTRL_RESERVED)}; or / for the root group)"
 
 
+def _sysctl_names_fields(doc, ctx):
+    """runc refuses sysctl kernel.hostname outright: it conflicts with the `hostname` field (runc's wording).
+    kernel.domainname: runc 1.1.5 lets it override a `domainname` field (its rule predates that field, added in
+    spec 1.1); the conflict is the same, so it is refused when the field is set too, allowed alone (as runc)."""
+    for key in doc.get("linux", {}).get("sysctl", {}):
+        name = key.strip("/").replace("/", ".") if "/" in key else key
+        field = {"kernel.hostname": "hostname", "kernel.domainname": "domainname"}.get(name)
+        if field == "hostname" or (field and field in doc):
+            yield map_key("linux.sysctl", key), f"sysctl {name!r} is not allowed as it conflicts with the OCI " \
+                                                f"{field!r} field"
+
+
 SEMANTIC_CHECKS = (_oci_version, _root, _process, _linux_namespaces, _needs_namespace, _mounts, _hooks, _devices,
-                   _linux_paths, _seccomp, _resources, _personality, _net_devices, _intel_rdt)
+                   _linux_paths, _seccomp, _resources, _personality, _net_devices, _intel_rdt, _sysctl_names_fields)
 
 
 def semantic_errors(doc: dict, bundle: str | None = None, for_create: bool = True):

@@ -25,6 +25,7 @@ DEFAULT_DEVICE_RULES = (
     ("c", -1, -1, "m"), ("b", -1, -1, "m"),
     ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 7, "rwm"), ("c", 5, 0, "rwm"),
     ("c", 1, 5, "rwm"), ("c", 1, 9, "rwm"), ("c", 136, -1, "rwm"), ("c", 5, 2, "rwm"),
+    ("c", 10, 200, "rwm"),      # tun/tap (runc 1.1.5's list; its devices.list matches ours with it)
 )
 
 
