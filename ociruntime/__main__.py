@@ -30,6 +30,7 @@ def main(argv=None) -> int:
     try:
         g, pos = parse(GLOBAL_OPTIONS, argv, interspersed=False)
         log = Logger(g["log"] or None, g["log_format"], bool(g["debug"]))
+        log.create_file()
         if g["version"]:
             sys.stdout.write(f"ociruntime version {__version__}\nspec: {SPEC_VERSION}\n")
             return 0

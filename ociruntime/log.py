@@ -13,6 +13,17 @@ class Logger:
     def __init__(self, path: str | None = None, fmt: str = "text", debug: bool = False):
         self.path, self.fmt, self.debug_on = path, fmt, debug
 
+    def create_file(self):
+        """runc opens --log FILE (O_CREAT) before any command runs, so it exists even when nothing is logged:
+        callers (containerd's shim) read it after a failure. A file that cannot be opened fails the command."""
+        if self.path:
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+            except OSError as e:
+                from .errors import SyscallError
+                path, self.path = self.path, None
+                raise SyscallError("open", path, e.errno) from None
+
     def _write(self, level: str, msg: str):
         if not self.path:
             return

@@ -78,3 +78,13 @@ def test_spec_writes_a_config_that_validates(runtime, tmp_path):
     os.mkdir(tmp_path / "rootfs")
     assert runtime("validate", "--bundle", str(tmp_path)).returncode == 0
     assert runtime("spec", "--bundle", str(tmp_path), check=False).returncode == 1   # exists: refuse to overwrite
+
+
+def test_log_file_is_created_even_when_nothing_is_logged(runtime, tmp_path):
+    # runc opens --log FILE (0644) at start: a caller reads it after a failure, so it must exist; a file that
+    # cannot be opened fails the command naming it
+    log = tmp_path / "log.json"
+    runtime("--log", str(log), "--log-format", "json", "list")
+    assert log.exists() and log.read_text() == "" and (log.stat().st_mode & 0o777) == 0o644
+    p = runtime("--log", str(tmp_path / "nodir" / "log"), "list", check=False)
+    assert p.returncode == 1 and f"open {tmp_path}/nodir/log: ENOENT" in p.stderr
