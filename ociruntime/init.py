@@ -240,11 +240,11 @@ def _stage2(a: InitArgs):
 
 
 def _prepare_exec(a, proc, lx, err_fd: int):
-    """Step 20a: the sealed program that will exec process.args (linux/dmz.py); None where it cannot run (not
-    x86-64, an SELinux label) and the runtime execs directly. Anything else that prevents it fails the create
-    or exec (vm.memfd_noexec=2, say): falling back to a direct exec would reopen CVE-2019-5736."""
+    """Step 20a: the sealed program that will exec process.args (linux/dmz.py); None where it cannot run (an
+    SELinux label) and the runtime execs directly. Anything else that prevents it fails the create or exec
+    (vm.memfd_noexec=2, an architecture without the program): a direct exec would reopen CVE-2019-5736."""
     from .linux import dmz
-    if not dmz.supported() or proc.selinux_label:
+    if proc.selinux_label:
         return None
     return dmz.prepare(err_fd, proc.user.uid, proc.user.gid, chmod=not lx.seccomp)
 

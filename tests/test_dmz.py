@@ -4,9 +4,10 @@ import subprocess
 
 import pytest
 
-from ociruntime.linux import dmz
+from ociruntime.linux import arch, dmz
 
-pytestmark = pytest.mark.skipif(not dmz.supported(), reason="the exec program is x86-64 only")
+native = pytest.mark.skipif(not dmz.supported(), reason=f"no sealed exec program for {arch.MACHINE} (linux/arch/)")
+FILE_NAMES = {"x86_64": "x86-64", "aarch64": "ARM aarch64"}      # what `file` calls each table's machine
 
 
 def _exec_through_dmz(tmp_path, path, args, env=None, chmod=True):
@@ -34,14 +35,37 @@ def _exec_through_dmz(tmp_path, path, args, env=None, chmod=True):
     return os.waitstatus_to_exitcode(status), out.read_text() if out.exists() else "", report
 
 
-def test_the_image_is_a_static_x86_64_executable(tmp_path):
+@pytest.mark.parametrize("machine", sorted(FILE_NAMES))
+def test_the_image_is_a_static_executable_for_its_architecture(tmp_path, machine):
     path = tmp_path / "dmz"
-    path.write_bytes(dmz.image(5))
+    path.write_bytes(dmz.image(5, table=arch.table(machine)))
     info = subprocess.run(["file", "-b", str(path)], capture_output=True, text=True).stdout
     if info:  # `file` may be absent
-        assert "ELF 64-bit" in info and "x86-64" in info and "statically linked" in info
+        assert "ELF 64-bit" in info and FILE_NAMES[machine] in info and "statically linked" in info
 
 
+@pytest.mark.parametrize("machine", sorted(FILE_NAMES))
+def test_the_report_fd_is_patched_into_every_slot_and_the_entry_skips_the_chmod_under_seccomp(machine):
+    t = arch.table(machine)
+    for at in t.DMZ_ERRFD_AT:
+        assert t.DMZ_CODE[at:at + 4] == (0x7EADBEEF).to_bytes(4, "little")     # the listing's placeholder
+    img, img_nochmod = dmz.image(0x1234, table=t), dmz.image(0x1234, chmod=False, table=t)
+    code = img[64 + 2 * 56:]
+    assert [code[at:at + 4] for at in t.DMZ_ERRFD_AT] == [(0x1234).to_bytes(4, "little")] * len(t.DMZ_ERRFD_AT)
+    entry, entry_nochmod = (int.from_bytes(i[24:32], "little") for i in (img, img_nochmod))
+    assert entry_nochmod - entry == t.DMZ_SKIP_CHMOD > 0
+    assert img[18:20] == t.DMZ_ELF_MACHINE.to_bytes(2, "little") and img[64 + 2 * 56:] == img_nochmod[64 + 2 * 56:]
+
+
+def test_an_architecture_without_the_program_fails_closed_naming_it(monkeypatch):
+    monkeypatch.setattr(arch, "NATIVE", None)
+    monkeypatch.setattr(arch, "MACHINE", "riscv64")
+    assert not dmz.supported()
+    with pytest.raises(arch.Unsupported, match="no machine code for riscv64"):
+        dmz.prepare(5)
+
+
+@native
 def test_program_runs_with_its_argv_and_env_and_no_report_fd(tmp_path):
     rc, out, report = _exec_through_dmz(tmp_path, "/bin/sh", ["sh", "-c", 'echo "$0|$X"; ls /proc/self/fd'],
                                         {"X": "y", "PATH": "/bin"})
@@ -51,6 +75,13 @@ def test_program_runs_with_its_argv_and_env_and_no_report_fd(tmp_path):
     assert "77" not in lines[1:] and "0" in lines[1:]  # the report fd is close-on-exec once the program runs
 
 
+@native
+def test_without_the_chmod_the_program_still_execs_without_its_report_fd(tmp_path):
+    rc, out, report = _exec_through_dmz(tmp_path, "/bin/sh", ["sh", "-c", "ls /proc/self/fd"], chmod=False)
+    assert rc == 0 and report == b"" and "77" not in out.split() and "0" in out.split()
+
+
+@native
 def test_proc_self_exe_during_the_programs_exec_is_no_host_file(tmp_path):
     # a script whose interpreter is /proc/self/exe: that is the sealed program, made non-executable by itself
     evil = tmp_path / "evil"
@@ -61,6 +92,7 @@ def test_proc_self_exe_during_the_programs_exec_is_no_host_file(tmp_path):
     assert dmz.failure_message(report) == f"exec {evil}: permission denied"
 
 
+@native
 def test_a_failed_exec_is_reported_with_errno_and_path(tmp_path):
     notexe = tmp_path / "text"
     notexe.write_text("just text\n")
@@ -72,6 +104,7 @@ def test_a_failed_exec_is_reported_with_errno_and_path(tmp_path):
     assert dmz.failure_message(report) == "exec /nonexistent: no such file or directory"
 
 
+@native
 def test_the_sealed_copy_cannot_be_written():
     r, w = os.pipe()
     try:

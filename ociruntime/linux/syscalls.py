@@ -6,17 +6,15 @@ import ctypes
 import os
 
 from ..errors import SyscallError
+from . import arch
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 
-# x86_64 syscall numbers for calls glibc 2.36 has no wrapper for (or wraps badly).
-_NR = {
-    "pivot_root": 155, "setns": 308, "unshare": 272, "pidfd_open": 434, "pidfd_send_signal": 424,
-    "close_range": 436, "open_tree": 428, "move_mount": 429, "mount_setattr": 442, "openat2": 437,
-    "sched_setattr": 314, "ioprio_set": 251, "set_mempolicy": 238, "personality": 135,
-}
+# Calls glibc 2.36 has no wrapper for (or wraps badly) go by number: the numbers differ between architectures and
+# come from this machine's table (linux/arch/); an architecture without one fails each such call with one line.
+_nr = arch.nr
 
 # clone / unshare flags
 CLONE_NEWNS = 0x00020000
@@ -106,28 +104,28 @@ def umount2(target, flags=0):
 
 
 def pivot_root(new_root, put_old):
-    _check(_syscall(_NR["pivot_root"], _b(new_root), _b(put_old)), "pivot_root", new_root)
+    _check(_syscall(_nr("pivot_root"), _b(new_root), _b(put_old)), "pivot_root", new_root)
 
 
 def setns(fd, nstype=0, what=""):
-    _check(_syscall(_NR["setns"], fd, nstype), "setns", what)
+    _check(_syscall(_nr("setns"), fd, nstype), "setns", what)
 
 
 def unshare(flags):
-    _check(_syscall(_NR["unshare"], flags), "unshare", hex(flags))
+    _check(_syscall(_nr("unshare"), flags), "unshare", hex(flags))
 
 
 def pidfd_open(pid, flags=0):
-    return _check(_syscall(_NR["pidfd_open"], pid, flags), "pidfd_open", str(pid))
+    return _check(_syscall(_nr("pidfd_open"), pid, flags), "pidfd_open", str(pid))
 
 
 def pidfd_send_signal(pidfd, sig):
-    _check(_syscall(_NR["pidfd_send_signal"], pidfd, sig, None, 0), "pidfd_send_signal", str(sig))
+    _check(_syscall(_nr("pidfd_send_signal"), pidfd, sig, None, 0), "pidfd_send_signal", str(sig))
 
 
 def close_range(first, last=0xFFFFFFFF, flags=0):
     """close every fd in [first, last]; falls back to a loop on kernels without close_range."""
-    ret = _syscall(_NR["close_range"], ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))
+    ret = _syscall(_nr("close_range"), ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))
     if ret < 0:
         os.closerange(first, min(last, 65536))
 
@@ -143,11 +141,11 @@ def setdomainname(name):
 
 
 def open_tree(dfd, path, flags):
-    return _check(_syscall(_NR["open_tree"], dfd, _b(path), ctypes.c_uint(flags)), "open_tree", path)
+    return _check(_syscall(_nr("open_tree"), dfd, _b(path), ctypes.c_uint(flags)), "open_tree", path)
 
 
 def move_mount(from_dfd, from_path, to_dfd, to_path, flags):
-    _check(_syscall(_NR["move_mount"], from_dfd, _b(from_path), to_dfd, _b(to_path), ctypes.c_uint(flags)),
+    _check(_syscall(_nr("move_mount"), from_dfd, _b(from_path), to_dfd, _b(to_path), ctypes.c_uint(flags)),
            "move_mount", to_path)
 
 
@@ -158,7 +156,7 @@ class _MountAttr(ctypes.Structure):
 
 def mount_setattr(dfd, path, flags, attr_set=0, attr_clr=0, propagation=0, userns_fd=0, what=""):
     a = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
-    _check(_syscall(_NR["mount_setattr"], dfd, _b(path), ctypes.c_uint(flags), ctypes.byref(a),
+    _check(_syscall(_nr("mount_setattr"), dfd, _b(path), ctypes.c_uint(flags), ctypes.byref(a),
                     ctypes.c_size_t(ctypes.sizeof(a))), "mount_setattr", what or path)
 
 
@@ -168,16 +166,16 @@ class _OpenHow(ctypes.Structure):
 
 def openat2(dfd, path, flags, mode=0, resolve=0):
     how = _OpenHow(flags, mode, resolve)
-    return _check(_syscall(_NR["openat2"], dfd, _b(path), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))),
+    return _check(_syscall(_nr("openat2"), dfd, _b(path), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))),
                   "openat2", path)
 
 
 def personality(persona):
-    return _check(_syscall(_NR["personality"], ctypes.c_ulong(persona)), "personality", hex(persona))
+    return _check(_syscall(_nr("personality"), ctypes.c_ulong(persona)), "personality", hex(persona))
 
 
 def ioprio_set(which, who, ioprio):
-    _check(_syscall(_NR["ioprio_set"], which, who, ioprio), "ioprio_set", str(ioprio))
+    _check(_syscall(_nr("ioprio_set"), which, who, ioprio), "ioprio_set", str(ioprio))
 
 
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
@@ -205,7 +203,7 @@ def set_child_subreaper():
 def keyctl_join_session_keyring(name=None):
     """keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a new session keyring for the container."""
     KEYCTL_JOIN_SESSION_KEYRING = 1
-    ret = _syscall(250, KEYCTL_JOIN_SESSION_KEYRING, _b(name))
+    ret = _syscall(_nr("keyctl"), KEYCTL_JOIN_SESSION_KEYRING, _b(name))
     if ret < 0:
         err = ctypes.get_errno()
         # ENOSYS: no keyrings in this kernel; EDQUOT/EACCES: not fatal, as runc treats them
@@ -244,7 +242,6 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
-_NR.update({"capget": 125, "capset": 126})
 
 
 class _CapHeader(ctypes.Structure):
@@ -258,7 +255,7 @@ class _CapData(ctypes.Structure):
 def capget(pid=0):
     """capget(2) v3: (effective, permitted, inheritable) as 64-bit masks."""
     hdr, data = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid), (_CapData * 2)()
-    _check(_syscall(_NR["capget"], ctypes.byref(hdr), data), "capget", str(pid))
+    _check(_syscall(_nr("capget"), ctypes.byref(hdr), data), "capget", str(pid))
     join = lambda f: getattr(data[0], f) | (getattr(data[1], f) << 32)  # noqa: E731
     return join("effective"), join("permitted"), join("inheritable")
 
@@ -270,7 +267,7 @@ def capset(effective, permitted, inheritable):
         data[i].effective = (effective >> (32 * i)) & 0xFFFFFFFF
         data[i].permitted = (permitted >> (32 * i)) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> (32 * i)) & 0xFFFFFFFF
-    _check(_syscall(_NR["capset"], ctypes.byref(hdr), data), "capset",
+    _check(_syscall(_nr("capset"), ctypes.byref(hdr), data), "capset",
            f"eff={effective:#x} prm={permitted:#x} inh={inheritable:#x}")
 
 
@@ -285,7 +282,7 @@ class SchedAttr(ctypes.Structure):
 
 def sched_setattr(pid, attr: SchedAttr, flags=0):
     attr.size = ctypes.sizeof(SchedAttr)
-    _check(_syscall(_NR["sched_setattr"], pid, ctypes.byref(attr), ctypes.c_uint(flags)), "sched_setattr",
+    _check(_syscall(_nr("sched_setattr"), pid, ctypes.byref(attr), ctypes.c_uint(flags)), "sched_setattr",
            f"policy {attr.sched_policy}")
 
 
@@ -297,7 +294,7 @@ def set_mempolicy(mode, nodes=()):
     for n in nodes:
         words[n // 64] |= 1 << (n % 64)
     # the kernel reads maxnode-1 bits; pass one more than the highest node (and 0 with no nodes at all)
-    _check(_syscall(_NR["set_mempolicy"], ctypes.c_int(mode), words if nodes else None,
+    _check(_syscall(_nr("set_mempolicy"), ctypes.c_int(mode), words if nodes else None,
                     ctypes.c_ulong(maxnode + 1 if nodes else 0)), "set_mempolicy", f"mode {mode:#x}")
 
 
@@ -310,12 +307,9 @@ def inotify_add_watch(fd, path, mask):
     return _check(_libc.inotify_add_watch(fd, _b(path), ctypes.c_uint32(mask)), "inotify_add_watch", path)
 
 
-_NR_BPF = 321
-
-
 def bpf(cmd, attr, what=""):
     """bpf(2) with a ctypes Structure as the attribute union; returns the result (an fd for loads)."""
-    return _check(_syscall(_NR_BPF, cmd, ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr))), "bpf", what)
+    return _check(_syscall(_nr("bpf"), cmd, ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr))), "bpf", what)
 
 
 CLOSE_RANGE_CLOEXEC = 4
@@ -324,5 +318,5 @@ CLOSE_RANGE_CLOEXEC = 4
 def cloexec_range(first, last=0xFFFFFFFF):
     """Mark every fd in [first, last] close-on-exec (close_range with CLOSE_RANGE_CLOEXEC, Linux 5.11): needs no
     free fd, unlike listing /proc/self/fd."""
-    _check(_syscall(_NR["close_range"], ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(CLOSE_RANGE_CLOEXEC)),
+    _check(_syscall(_nr("close_range"), ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(CLOSE_RANGE_CLOEXEC)),
            "close_range", f"fds {first}.. (CLOSE_RANGE_CLOEXEC)")
