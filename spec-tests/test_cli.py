@@ -45,10 +45,10 @@ def test_create_with_invalid_config_fails_naming_the_path_and_leaves_nothing(run
 
 
 def test_init_side_error_is_carried_back_to_create(runtime, bundle, cid):
-    bundle.config["process"]["cwd"] = "/does/not/exist"
+    bundle.config["process"]["cwd"] = "/etc/passwd"     # a file: init's chdir fails (a missing cwd is created)
     p = runtime("create", "--bundle", bundle.write(), cid, check=False)
     assert p.returncode == 1
-    assert "process.cwd /does/not/exist" in p.stderr and "ENOENT" in p.stderr
+    assert "process.cwd /etc/passwd" in p.stderr and "ENOTDIR" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     assert not os.path.exists(os.path.join(runtime.root, cid))
 
