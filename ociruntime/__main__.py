@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     from .errors import RuntimeErr
     from .log import Logger
 
-    log = Logger()
+    log, mod = Logger(), None
     try:
         g, pos = parse(GLOBAL_OPTIONS, argv, interspersed=False)
         log = Logger(g["log"] or None, g["log_format"], bool(g["debug"]))
@@ -64,15 +64,16 @@ def main(argv=None) -> int:
         log.error(f"{e}" + ("" if "--help" in str(e) else " (see --help)"))
         return 2 if "flag" in str(e) else 1
     except RuntimeErr as e:
-        log.error(str(e))
-        return 1
+        # a command may have its own status for the runtime's failures (exec: 255, runc's) and a prefix
+        log.error(getattr(mod, "ERROR_PREFIX", "") + str(e))
+        return getattr(mod, "ERROR_STATUS", 1)
     except KeyboardInterrupt:
         return 130
     except OSError as e:
         # an unexpected host error: still one line, with the file involved
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
-        log.error(f"{e.strerror or e}{where}")
-        return 1
+        log.error(getattr(mod, "ERROR_PREFIX", "") + f"{e.strerror or e}{where}")
+        return getattr(mod, "ERROR_STATUS", 1)
 
 
 def run_and_exit() -> None:

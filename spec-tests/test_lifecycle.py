@@ -282,3 +282,15 @@ def test_delete_force_cleans_up_after_a_create_that_was_killed(runtime, bundle, 
     assert os.path.isdir(pids_dir)
     runtime("delete", "--force", cid)
     assert not os.path.exists(pids_dir) and not os.path.exists(os.path.join(runtime.root, cid))
+
+
+def test_exec_exits_with_the_process_status_or_255_when_the_runtime_fails(runtime, bundle, cid):
+    # runc: the process's status (7, 128+signal) when it ran; 255 and "exec failed: ..." when the runtime could
+    # not run it (no such container, a bad --user, a program that cannot be exec'd); flag errors stay usage errors
+    runtime("run", "--detach", "--bundle", bundle.set_args("sleep", "30").write(), cid)
+    assert runtime("exec", cid, "sh", "-c", "exit 7", check=False).returncode == 7
+    assert runtime("exec", cid, "sh", "-c", "kill -9 $$", check=False).returncode == 137
+    for args in (("nosuch", "true"), (cid, "/no/such/binary"), ("--user", "abc", cid, "true"), (cid,)):
+        p = runtime("exec", *args, check=False)
+        assert p.returncode == 255 and p.stderr.startswith("ociruntime: exec failed: "), (args, p.stderr)
+    assert runtime("exec", "--preserve-fds", "x", cid, "true", check=False).returncode == 1

@@ -4,7 +4,8 @@ SUMMARY = "execute new process inside the container"
 USAGE = "[command options] <container-id> <command> [command options]  ||  -p process.json <container-id>"
 DESCRIPTION = """
 The exec command runs a new process in every namespace and cgroup of a running container, with the container's
-capabilities, rlimits, seccomp and LSM labels unless overridden. Example:
+capabilities, rlimits, seccomp and LSM labels unless overridden. It exits with the process's status, or 255 when
+the runtime itself fails (as runc). Example:
        # ociruntime exec -t ubuntu01 ps -ef"""
 OPTIONS = (
     Opt("--console-socket", value="PATH", help="path to an AF_UNIX socket which will receive the pty master fd"),
@@ -25,6 +26,10 @@ OPTIONS = (
 )
 NARGS = (1, None)
 STOP_AT_FIRST_ARG = True
+# runc: when the runtime fails (no container, bad --user, the program cannot be exec'd...) exec exits 255 with
+# "exec failed: ...", so callers tell that from the process's own exit status; usage errors stay 1
+ERROR_STATUS = 255
+ERROR_PREFIX = "exec failed: "
 
 
 def _process(g, st, o, command):
@@ -99,7 +104,8 @@ def run(g, o, args):
     try:
         preserve = int(o["preserve_fds"])
     except ValueError:
-        raise RuntimeErr(f"invalid --preserve-fds {o['preserve_fds']!r}") from None
+        from . import UsageError      # a flag's value: runc's usage error, status 1
+        raise UsageError(f"invalid value {o['preserve_fds']!r} for --preserve-fds") from None
     ours = console_fd = None
     if proc.terminal and not o["console_socket"]:
         if o["detach"]:
