@@ -326,6 +326,26 @@ def test_update_of_swap_alone_uses_the_limit_of_an_earlier_update(runtime, bundl
         assert host_read(dirs, "memory", "memory.limit_in_bytes") == str(128 * MiB)
 
 
+def test_update_memory_unlimited_lifts_an_earlier_swap_limit_too(runtime, bundle, cid):
+    # runc 1.1.5 side by side: `update --memory -1` (or {"memory": {"limit": -1}}) without a swap value means
+    # unlimited swap as well; keeping the old memory+swap limit would make the kernel refuse the memory write
+    pid = start_sleeper(runtime, bundle, cid, {"memory": {"limit": 64 * MiB, "swap": 128 * MiB}})
+    dirs = host_dirs(pid)
+    files = [("", "memory.max"), ("", "memory.swap.max")] if V2 else \
+        [("memory", "memory.limit_in_bytes"), ("memory", "memory.memsw.limit_in_bytes")]
+    if host_first_line(dirs, *files[1]) == "MISSING":
+        pytest.skip("no swap accounting in this kernel")
+    runtime("update", "--memory", "-1", cid)
+    got = [host_read(dirs, c, n) for c, n in files]
+    assert (got == ["max", "max"]) if V2 else (len(set(got)) == 1 and int(got[0]) > 1 << 60), got
+    # and back, then unlimited again through --resources: the writes come in the order the kernel accepts
+    runtime("update", "--memory", "64m", "--memory-swap", "128m", cid)
+    assert [host_read(dirs, c, n) for c, n in files] == ([str(64 * MiB), str(64 * MiB)] if V2
+                                                         else [str(64 * MiB), str(128 * MiB)])
+    runtime("update", "--resources", "-", cid, input=json.dumps({"memory": {"limit": -1}}))
+    assert [host_read(dirs, c, n) for c, n in files] == got
+
+
 # -- pause / resume --------------------------------------------------------------------------------------------
 
 # the counter is the file's size: appends only grow it, so a read never sees a half-written value

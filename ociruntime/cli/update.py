@@ -133,6 +133,9 @@ def run(g, o, args):
     r = resources_from_file(o["resources"]) if o.get("resources") else resources_from_flags(o)
     if r.pop("devices", None) is not None:
         g.log.debug("update: linux.resources.devices cannot be updated (as in runc), ignored")
+    mem = r.get("memory")
+    if isinstance(mem, dict) and mem.get("limit") == -1 and mem.get("swap") is None:
+        mem["swap"] = -1    # runc: unlimited memory without a swap value means unlimited swap too (not the old swap)
     st, mgr = load(g, args[0], lock=True)
     if st.status() not in ("created", "running", "paused"):
         raise StateError("container not running")
