@@ -32,6 +32,7 @@ def parse_signal(s: str) -> int:
 
 def start(st: ContainerState, log) -> None:
     """runtime.md start: only a `created` container; returns once the user process is exec'd."""
+    step = log.steps("start")
     status = st.status()
     if status != "created":
         if status == "stopped":
@@ -42,6 +43,7 @@ def start(st: ContainerState, log) -> None:
         fd = os.open(st.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise StateError("cannot start an already running container") from None
+    step(f"status {status}, exec FIFO opened")
     try:
         data = _read_fifo(fd, st, os.fstat(fd))
     finally:
@@ -50,6 +52,7 @@ def start(st: ContainerState, log) -> None:
             os.unlink(st.fifo)
         except FileNotFoundError:
             pass
+    step("init has exec'd the container's program (FIFO read to EOF)")
     if data[:1] != b"1" or len(data) > 1:
         msg = data[1:].decode(errors="replace") if data[:1] == b"1" else ""
         if data[1:2] == b"\0":      # the sealed exec program's report of a failed execve (linux/dmz.py)
@@ -60,6 +63,8 @@ def start(st: ContainerState, log) -> None:
         from .linux import hooks
         state = hooks.state_doc(st.id, "running", st.pid, st.facts["bundle"], st.facts.get("annotations"))
         hooks.run_all("poststart", hooks.hooks_from_raw(st.facts["hooks"], "poststart"), state)
+        step("poststart hooks")
+    step.done()
 
 
 def _read_fifo(fd: int, st: ContainerState, fifo) -> bytes:
@@ -134,7 +139,9 @@ def kill(st: ContainerState, sig: int, all_procs: bool = False) -> None:
 
 def delete(st: ContainerState, log, force: bool = False) -> None:
     """runtime.md delete: a stopped (or never started) container; with force, kill it first."""
+    step = log.steps("delete")
     status = st.status()
+    step(f"status {status}")
     if status in ("running", "paused") and not force:
         raise StateError(f"cannot delete container {st.id} that is not stopped: {status}")
     if status == "creating" and not force:
@@ -150,17 +157,22 @@ def delete(st: ContainerState, log, force: bool = False) -> None:
         _kill_init(st)
     elif mgr is not None and mgr.pids():
         mgr.kill_all(SIGKILL)   # init is gone but, without a pid namespace, its children may not be
+    step("processes killed")
     if mgr is not None:
         mgr.destroy()
+        step("cgroups removed")
     if st.facts.get("intelRdt"):        # the MON group, and the resctrl group if it is ours
         from .linux import intelrdt
         intelrdt.destroy(st.facts["intelRdt"])
     hooks_raw = st.facts.get("hooks") or {}
     st.remove()
+    step("state removed")
     if hooks_raw.get("poststop"):
         from .linux import hooks
         state = hooks.state_doc(st.id, "stopped", 0, st.facts.get("bundle", ""), st.facts.get("annotations"))
         hooks.poststop_all(hooks.hooks_from_raw(hooks_raw, "poststop"), state, log)
+        step("poststop hooks")
+    step.done()
 
 
 def _kill_init(st: ContainerState):

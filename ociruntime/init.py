@@ -109,15 +109,28 @@ def _fail(a, e):
     os._exit(1)
 
 
+def _steps(a, who: str):
+    """--debug's step trace in a forked child: the lines go to the parent with the notes, just before READY."""
+    from .log import NO_STEPS, Steps
+    if not a.debug:
+        return NO_STEPS
+    if a.notes is None:
+        a.notes = []
+    return Steps(sync.step_note(a.notes), who)
+
+
 def _stage1(a: InitArgs):
     cfg = a.cfg
     lx = cfg.linux
+    step = _steps(a, "create child")
     sc.set_dumpable(False)                                       # 1
     if lx.namespace("user"):      # as root of a user namespace, the runtime's files may be unreadable (/root)
         preload(cfg)                                             # 8, early
+        step("8 modules imported (early: user namespace)")
     from .linux import namespaces
     _move_own_fds(a)                                             # 2
     namespaces.join(lx.namespaces)                               # 3
+    step("1-3 non-dumpable, fds moved, namespaces joined")
     userns = lx.namespace("user")
     if userns and not userns.path:                               # 4
         sc.unshare(sc.CLONE_NEWUSER)
@@ -125,18 +138,23 @@ def _stage1(a: InitArgs):
         sync.expect(a.sock, sync.GO)
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
+        step("4 user namespace made, id maps written by the parent")
     sc.unshare(namespaces.new_flags(lx.namespaces, exclude=("user", "cgroup")))   # 5
     timens = lx.namespace("time")
     if timens and not timens.path and lx.time_offsets:           # 6
         namespaces.write_time_offsets(lx.time_offsets)
+    step("5-6 namespaces unshared")
     if lx.namespace("pid") or (timens and not timens.path):      # 7
         pid = os.fork()
         if pid:
             sync.send(a.sock, sync.PID, str(pid))
             os._exit(0)
+        step.forked()
+        step("7 forked init (PID 1 of the new pid namespace)")
     else:
         sync.send(a.sock, sync.PID, str(os.getpid()))
-    _stage2(a)
+    step.done()
+    _stage2(a, _steps(a, "init"))
 
 
 def _await_placement(a: InitArgs) -> None:
@@ -151,9 +169,10 @@ def _await_placement(a: InitArgs) -> None:
     a.placed = True
 
 
-def _stage2(a: InitArgs):
+def _stage2(a: InitArgs, step):
     if not a.cfg.linux.namespace("user"):
         preload(a.cfg)                                           # 8
+        step("8 modules imported")
     from .linux import devices, mounts, rootfs
     cfg, lx = a.cfg, a.cfg.linux
     proc = cfg.process
@@ -162,14 +181,19 @@ def _stage2(a: InitArgs):
     if lx.namespace("network") and not lx.namespace("network").path:  # 9
         from .linux import network
         network.loopback_up()
+        step("9 loopback up")
     rootfs.prepare(cfg.root_path, lx.rootfs_propagation)         # 10
+    step("10 rootfs prepared")
     cgns = lx.namespace("cgroup")
     if cgns and not cgns.path and any(m.type == "cgroup2" for m in cfg.mounts):
         _await_placement(a)          # P: a raw cgroup2 mount must show the new namespace's view, not ours
+        step("P placed in the cgroups by the parent")
     mounts.mount_all(cfg.root_path, cfg.mounts, bundle=cfg.bundle,  # 11
-                     mount_label=lx.mount_label, cgroup_mount=_cgroup_mounter(a))
+                     mount_label=lx.mount_label, cgroup_mount=_cgroup_mounter(a), debug=_note(a, "debug"))
+    step(f"11 {len(cfg.mounts)} mounts")
     devices.setup_dev(cfg.root_path, lx.devices, in_userns=in_userns,  # 12
                       dev_is_mounted=any(m.destination == "/dev" for m in cfg.mounts))
+    step("12 /dev")
     fifo = os.open(a.fifo, os.O_PATH | os.O_CLOEXEC)             # 13
     listener = None
     if lx.seccomp and lx.seccomp.get("listenerPath"):            # a host path: reachable only before pivot
@@ -178,14 +202,18 @@ def _stage2(a: InitArgs):
             listener = seccomp.connect_listener(lx.seccomp)
     if cfg.hooks.prestart or cfg.hooks.create_runtime or cfg.hooks.create_container:
         _await_placement(a)                                      # P (a hook's processes count in the cgroup)
+        step("P placed in the cgroups by the parent")
     if cfg.hooks.prestart or cfg.hooks.create_runtime:          # 14
         sync.send(a.sock, sync.HOOKS)
         sync.expect(a.sock, sync.GO)
+        step("14 prestart/createRuntime hooks run by the parent")
     if cfg.hooks.create_container:                               # 15
         from .linux import hooks
         hooks.run_all("createContainer", cfg.hooks.create_container, _state(a, "creating"), _env(cfg.process))
+        step("15 createContainer hooks")
     rootfs.pivot(cfg.root_path, bool(a.no_pivot))                # 16
     rootfs.make_cwd(proc.cwd)                                    # 16a
+    step("16 pivot_root")
     if proc.terminal:                                            # 17
         from .linux import console
         master, slave = console.open_pty(proc.console_size)
@@ -205,24 +233,32 @@ def _stage2(a: InitArgs):
     rootfs.readonly_paths(lx.readonly_paths)
     if cfg.root_readonly:                                        # 20
         rootfs.remount_root_readonly()
+    step("17-20 console, hostname, sysctl, masked and read-only paths")
     err_fd = fifo     # the FIFO's write end takes this number in _wait_for_start: the exec report goes there
     exe = _prepare_exec(a, proc, lx, err_fd)                     # 20a (before rlimits: it needs an fd)
-    _await_placement(a)                                          # P at the latest
+    step("20a sealed exec program")
+    if not a.placed:
+        _await_placement(a)                                      # P at the latest
+        step("P placed in the cgroups by the parent")
     _process_attributes(proc, lx)                                # 21, 22
     if not a.no_new_keyring:                                     # 23
         sc.keyctl_join_session_keyring(a.cid)
     _close_foreign_fds(a)                                        # 24
     _chdir(proc.cwd)
+    step("21-24 process attributes, keyring, fds closed, cwd")
     # without noNewPrivileges, loading a filter needs CAP_SYS_ADMIN: then it goes in before the user switch
     early_seccomp = bool(lx.seccomp) and not proc.no_new_privileges
     if early_seccomp:
         _load_seccomp(a, lx.seccomp, listener)
+        step("seccomp filter loaded (before the user switch)")
     _report_unknown_syscalls(a, lx.seccomp, early_seccomp)
     env = _env(proc)                                             # HOME from /etc/passwd: before the user switch
     _switch_user(a, proc)                                        # 25
     if proc.no_new_privileges:                                   # 26
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     argv0 = _lookup(proc, env)  # fail in create, not in start, when the program is missing
+    step("25-26 user, capabilities, noNewPrivileges; program found")
+    step.done("READY")
     _wait_for_start(a, fifo)
     try:
         if cfg.hooks.start_container:                            # 28
@@ -485,23 +521,31 @@ def exec_main(a: ExecArgs) -> None:
       7  READY with our pid, then seccomp and execve; an exec error goes back over the same socket
     """
     try:
+        step = _steps(a, "exec child")
         sc.set_dumpable(False)                                       # 1
         preload(a.cfg)                                               # 2
         _move_own_fds(a)
+        step("1-2 non-dumpable, modules imported, fds moved")
         a.exe = _prepare_exec(a, a.process, a.cfg.linux, a.sock.fileno())   # before joining: the host's
         seccomp_cfg = a.cfg.linux.seccomp                                  # vm.memfd_noexec applies
         if seccomp_cfg and seccomp_cfg.get("listenerPath"):           # a host path: connect before joining mnt
             from .linux import seccomp
             if seccomp.uses_notify(seccomp_cfg):
                 a.listener = seccomp.connect_listener(seccomp_cfg)
+        step("sealed exec program")
         _join_container_namespaces(a.init_pid)                       # 3
+        step("3 namespaces joined")
         pid = os.fork()                                              # 4
         if pid:
             sync.send(a.sock, sync.PID, str(pid))
             os._exit(0)
+        step.forked()
+        step.done("4 forked")
+        step = _steps(a, "exec process")
         _, payload = sync.expect(a.sock, sync.GO)                    # 5: with our host pid (/proc is theirs)
         a.host_pid = int(payload)
-        _exec_stage2(a)
+        step("5 placed in the cgroups by the parent")
+        _exec_stage2(a, step)
     except BaseException as e:  # noqa: BLE001
         _fail(a, e)
 
@@ -524,7 +568,7 @@ def _join_container_namespaces(init_pid: int):
             os.close(fd)
 
 
-def _exec_stage2(a: ExecArgs):
+def _exec_stage2(a: ExecArgs, step):
     proc = a.process
     lx = a.cfg.linux
     if proc.terminal:
@@ -549,6 +593,7 @@ def _exec_stage2(a: ExecArgs):
     if proc.no_new_privileges:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     argv0 = _lookup(proc, env)
+    step.done("6 attributes, fds, cwd, user, capabilities; READY")
     _send_notes(a)
     sync.send(a.sock, sync.READY, str(a.host_pid))
     if lx.seccomp and not early_seccomp:

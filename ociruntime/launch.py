@@ -56,9 +56,11 @@ def _check_supported(cfg, g):
 
 def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> ContainerState:
     """Create the container `cid` from the bundle; return its (unlocked) state. Raises with rollback done."""
+    step = g.log.steps("create")
     from .config import model
     bundle = os.path.abspath(o.bundle)
     cfg, doc = model.load(bundle)
+    step("config.json loaded and validated")
     _check_supported(cfg, g)
     if cfg.process.terminal and o.console_socket is None and o.console_fd is None:
         raise ConfigError("process.terminal", "is true but no --console-socket was given to receive the pty master")
@@ -66,6 +68,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         "pid": 0, "creating": True, "bundle": bundle, "rootfs": cfg.root_path, "ociVersion": cfg.oci_version,
         "created": _rfc3339_now(), "annotations": cfg.annotations})
     undo = [st.remove]
+    step("id reserved (state dir, lock)")
     pid = init_pid = 0
     _interrupt_into_rollback()
     try:
@@ -75,6 +78,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         if mgr is not None:          # made now, so the placement below starts right after fork
             undo.append(mgr.destroy)
             mgr.create()
+            step("cgroups made")
         console_fd = o.console_fd
         if cfg.process.terminal and console_fd is None:
             from .linux import console
@@ -89,31 +93,39 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
                              no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
                              preserve_fds=_preserved_fds(o.preserve_fds or 0),
                              cgroup_state=mgr.to_state() if mgr else None, debug=g.debug)
+        step("ready to fork")
         pid = os.fork()
         if pid == 0:
             parent_sock.close()
             st.release()             # the flock lives on the shared open file: the child must not keep it
             initargs.run_child("main", args)   # never returns
         child_sock.close()
+        step(f"forked the child (pid {pid})")
         reaped = []
         undo.append(lambda: reaped or _kill_and_reap(pid, 0))
         if mgr is not None:          # while the child makes its namespaces and forks init
             _warm_up(mgr, pid)
+            step("child placed in the cgroups (warm-up)")
             st.facts["cgroup"] = mgr.to_state()   # so `delete --force` of a create that died also cleans these
         st.save()                    # the `creating` facts (bundle...) for state/list; the child works meanwhile
+        step("creating state saved")
 
         def place(init_pid: int):
             """init exists (PID): put it in its cgroups and resctrl group, then GO (init.py step P)."""
             undo.append(lambda: _kill_and_reap(init_pid, 0))
+            step(f"init's pid {init_pid} received")
             if mgr is not None:
                 mgr.apply(init_pid)
+                step("init placed in the cgroups")
                 mgr.set(cfg.linux.resources or {}, initial=True)   # initial: the device policy is always set
+                step("cgroup resources set")
             if cfg.linux.intel_rdt is not None:
                 from .linux import intelrdt
                 st.facts["intelRdt"] = rdt = intelrdt.apply(cfg.linux.intel_rdt, cid, init_pid)
                 undo.append(lambda: intelrdt.destroy(rdt, rollback=True))
             sync.send(parent_sock, sync.GO)
         init_pid = _serve(parent_sock, pid, cfg, cid, bundle, undo, place, g.log)
+        step("init READY")
         if init_pid != pid:
             os.waitpid(pid, 0)       # the intermediate exits once it has forked init
             reaped.append(pid)       # its pid may be reused from now on: a rollback must not kill it
@@ -128,6 +140,8 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         if o.console_fd is None and cfg.process.terminal:
             os.close(console_fd)
         st.release()
+        step("state and pid file written")
+        step.done()
         return st
     except BaseException:
         for fn in reversed(undo):
@@ -175,6 +189,7 @@ def _serve(sock, pid, cfg, cid, bundle, undo, place, log) -> int:
             state = hooks.state_doc(cid, "creating", init_pid, bundle, cfg.annotations)
             hooks.run_all("prestart", cfg.hooks.prestart, state)
             hooks.run_all("createRuntime", cfg.hooks.create_runtime, state)
+            log.debug("create: prestart and createRuntime hooks run")
             sync.send(sock, sync.GO)
         else:
             if moved is not None:
@@ -237,8 +252,10 @@ def wait_gone(pid: int, timeout: float) -> bool:
 def exec_process(g, st: ContainerState, process, *, console_socket=None, console_fd=None, pid_file=None,
                  preserve_fds=0) -> int:
     """Start `process` in the running container `st`. Returns the new process's host pid once it has exec'd."""
+    step = g.log.steps("exec")
     from .config import model
     cfg, _ = model.load(st.facts["bundle"], validate=False)
+    step("config.json loaded")
     if process.terminal and console_socket is None and console_fd is None:
         raise ConfigError("process.terminal", "is true but no --console-socket was given to receive the pty master")
     undo = []
@@ -255,12 +272,14 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
         args = initargs.ExecArgs(process=process, init_pid=st.pid, sock=child_sock, console_fd=console_fd,
                                  preserve_fds=_preserved_fds(preserve_fds or 0), cid=st.id, cfg=cfg_for_preload,
                                  debug=g.debug)
+        step("ready to fork")
         pid = os.fork()
         if pid == 0:
             parent_sock.close()
             st.release()
             initargs.run_child("exec_main", args)   # never returns
         child_sock.close()
+        step(f"forked the child (pid {pid})")
         reaped = []
         undo.append(lambda: reaped or _kill_and_reap(pid, 0))
         if process.exec_cpu_affinity and process.exec_cpu_affinity.get("initial"):
@@ -278,27 +297,33 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
             from .linux import cgroups
             mgr = cgroups.manager_from_state(st.facts["cgroup"])
             _warm_up(mgr, pid)       # the grace period of the first cgroup.procs write runs while the child joins
+            step("child placed in the cgroups (warm-up)")
         _, payload = sync.expect(parent_sock, sync.PID)
         exec_pid = int(payload)
+        step(f"the process's pid {exec_pid} received")
         undo.append(lambda: _kill_and_reap(exec_pid, 0))
         os.waitpid(pid, 0)
         reaped.append(pid)           # exec_pid is our child now (we are its subreaper): its pid stays its own
         if mgr is not None:
             _or_child_error(parent_sock, lambda: mgr.apply(exec_pid))
+            step("the process placed in the cgroups")
         if st.facts.get("intelRdt"):   # the exec'd process shares the container's cache/bandwidth allocation
             from .linux import intelrdt
             intelrdt.add_task(st.facts["intelRdt"], exec_pid)
         sync.send(parent_sock, sync.GO, str(exec_pid))
         while (msg := sync.expect(parent_sock, sync.LOG, sync.READY))[0] == sync.LOG:
             sync.log_line(g.log, msg[1])
+        step("the process READY")
         tag, payload = sync.recv_or_eof(parent_sock)   # EOF: the socket closed on a successful execve
         if tag == sync.ERR:
             raise RuntimeErr(payload)
+        step("the process exec'd")
         if pid_file:
             write_atomic(os.path.abspath(pid_file), str(exec_pid).encode(), 0o644)
         parent_sock.close()
         if process.terminal and console_socket is not None:
             os.close(console_fd)
+        step.done()
         return exec_pid
     except BaseException:
         for fn in reversed(undo):

@@ -7,7 +7,9 @@ A message is `TAG` or `TAG payload` (UTF-8). The sequence, child side first:
     child  -> parent   PID <host pid>       init's pid as the runtime sees it (sent by the intermediate after fork)
     child  -> parent   HOOKS                namespaces and mounts are ready: run prestart + createRuntime hooks
     parent -> child    GO
-    child  -> parent   LOG <level> <msg>    a debug or warning line for --log (sent just before READY)
+    child  -> parent   LOG <level> <msg>    a debug or warning line for --log (sent just before READY); level
+                                            `step`: <process>\t<step>\t<ms>\t<cpu ms>, a line of --debug's
+                                            step trace
     child  -> parent   READY                setup done, blocking on the exec FIFO now
     child  -> parent   ERR <message>        any failure; the child then exits. `create` prints the message.
 
@@ -62,7 +64,16 @@ def recv_or_eof(sock) -> tuple[str, str]:
 def log_line(log, payload: str) -> None:
     """Write a child's LOG message to the runtime's log (debug lines only with --debug)."""
     level, _, msg = payload.partition(" ")
+    if level == "step":
+        who, name, ms, cpu_ms = msg.split("\t")
+        log.step(who, name, float(ms), float(cpu_ms))
+        return
     (log.warn if level == "warning" else log.debug)(msg)
+
+
+def step_note(notes: list):
+    """Steps' emit for a forked child: the trace lines travel to the parent as LOG step messages."""
+    return lambda who, name, ms, cpu_ms: notes.append(f"step {who}\t{name}\t{ms:.3f}\t{cpu_ms:.3f}")
 
 
 def raise_pending_error(sock) -> None:

@@ -126,19 +126,21 @@ def parse_options(options) -> MountOptions:
 
 
 # --- mounting ----------------------------------------------------------------------------------------------------
-def mount_all(rootfs: str, mounts, *, bundle: str, mount_label: str | None = None, cgroup_mount=None) -> None:
-    """Mount every `mounts[]` entry into `rootfs`, in order (the spec requires the listed order)."""
+def mount_all(rootfs: str, mounts, *, bundle: str, mount_label: str | None = None, cgroup_mount=None,
+              debug=None) -> None:
+    """Mount every `mounts[]` entry into `rootfs`, in order (the spec requires the listed order). debug(msg): a
+    line for --debug."""
     for i, m in enumerate(mounts):
-        mount_one(rootfs, m, bundle=bundle, mount_label=mount_label, cgroup_mount=cgroup_mount, index=i)
+        mount_one(rootfs, m, bundle=bundle, mount_label=mount_label, cgroup_mount=cgroup_mount, index=i, debug=debug)
 
 
 def mount_one(rootfs: str, m, *, bundle: str, mount_label: str | None = None, cgroup_mount=None,
-              index: int = 0) -> None:
+              index: int = 0, debug=None) -> None:
     opts = parse_options(m.options)
     dest = "/" + m.destination.lstrip("/")
     where = f"{rootfs.rstrip('/')}{dest}"
-    if opts.tmpcopyup:
-        _debug(f"mounts[{index}]: tmpcopyup is not implemented; {dest} starts empty")
+    if opts.tmpcopyup and debug is not None:
+        debug(f"mounts[{index}]: tmpcopyup is not implemented; {dest} starts empty")
     if m.type == "cgroup" and not opts.is_bind:
         return _mount_cgroup(rootfs, dest, where, opts, cgroup_mount)
     if opts.is_bind or m.type == "bind":
@@ -266,11 +268,6 @@ def _call(call: str, where: str, fn, *args):
         return fn(*args)
     except SyscallError as e:
         raise SyscallError(call, where, e.err) from None
-
-
-def _debug(msg: str) -> None:
-    import logging
-    logging.getLogger("ociruntime").debug(msg)
 
 
 # --- /proc safety (runc's checkProcMount: no mounting over /proc/<pid>/attr and friends) -------------------------
