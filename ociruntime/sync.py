@@ -31,9 +31,19 @@ def send(sock, tag: str, payload: str = ""):
     sock.send((tag + (" " + payload if payload else "")).encode())
 
 
+def _recv(sock, flags: int = 0) -> bytes:
+    """One packet. A peer that exits with our messages still unread in its queue sets ECONNRESET on our end, and
+    the kernel reports that error before the packets already queued for us (SOCK_SEQPACKET goes through the
+    datagram receive path): the child's last word, its ERR, is still there, so read again (the error is cleared)."""
+    try:
+        return sock.recv(65536, flags)
+    except ConnectionResetError:
+        return sock.recv(65536, flags)
+
+
 def recv(sock) -> tuple[str, str]:
     """Next message; EOF (peer died without a word) becomes an InitError."""
-    data = sock.recv(65536)
+    data = _recv(sock)
     if not data:
         raise InitError("container init exited without reporting (see its stderr)")
     tag, _, payload = data.decode(errors="replace").partition(" ")
@@ -51,7 +61,7 @@ def expect(sock, *tags: str) -> tuple[str, str]:
 
 def recv_or_eof(sock) -> tuple[str, str]:
     """Like recv, but EOF is a normal answer (tag ""): the peer exec'd and its CLOEXEC end closed."""
-    data = sock.recv(65536)
+    data = _recv(sock)
     if not data:
         return "", ""
     if data[:1] == b"\0":             # the sealed exec program's report of a failed execve (linux/dmz.py)
@@ -79,7 +89,7 @@ def step_note(notes: list):
 def raise_pending_error(sock) -> None:
     """If the child already reported an error (without waiting for us), raise it; otherwise return."""
     try:
-        data = sock.recv(65536, _socket.MSG_DONTWAIT)
+        data = _recv(sock, _socket.MSG_DONTWAIT)
     except (BlockingIOError, InterruptedError):
         return
     tag, _, payload = data.decode(errors="replace").partition(" ")
