@@ -191,6 +191,44 @@ def test_seccomp_default_errno_ret(runtime, bundle, cid):
     assert "rc=1" in p.stdout and os.strerror(errno.EXDEV) in p.stderr
 
 
+PY_SYSCALLS = """import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+out = []
+for nr in (435, 436, 83):   # clone3, close_range, mkdir; arguments that would fail with EINVAL/EFAULT if they ran
+    r = libc.syscall(ctypes.c_long(nr), ctypes.c_long(-1), ctypes.c_long(0), ctypes.c_long(0))
+    out.append(ctypes.get_errno() if r < 0 else 0)
+print(out)"""
+
+
+def test_seccomp_syscall_newer_than_the_profile_gets_enosys(runtime, bundle, cid):
+    # runc 1.1.5 side by side, same bundle: [ENOSYS, ENOSYS, EPERM]. A profile that names every x86_64 syscall up
+    # to pidfd_open (434) but mkdir: clone3 and close_range, newer than all it names, get ENOSYS (glibc then falls
+    # back to clone/close); mkdir, older and unnamed, keeps the default action (EPERM). The probe is the host's
+    # python, its /usr bound read-only into the busybox rootfs
+    import ctypes
+    if os.uname().machine != "x86_64" or not os.path.exists("/usr/bin/python3") or not os.path.islink("/lib"):
+        pytest.skip("needs x86_64 syscall numbers and the host's /usr/bin/python3 in a merged /usr")
+    try:
+        lib = ctypes.CDLL("libseccomp.so.2")
+    except OSError:
+        pytest.skip("libseccomp.so.2 is not installed")
+    lib.seccomp_syscall_resolve_num_arch.restype = ctypes.c_void_p
+    lib.seccomp_syscall_resolve_num_arch.argtypes = [ctypes.c_uint32, ctypes.c_int]
+    names = [ctypes.string_at(p).decode() for p in (lib.seccomp_syscall_resolve_num_arch(0xC000003E, nr)
+                                                    for nr in range(435)) if p]
+    seccomp(bundle, defaultAction="SCMP_ACT_ERRNO",
+            architectures=["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            syscalls=[{"names": [n for n in names if n not in ("mkdir", "mkdirat")], "action": "SCMP_ACT_ALLOW"}])
+    bundle.config["mounts"].append({"destination": "/usr", "type": "bind", "source": "/usr",
+                                    "options": ["rbind", "ro"]})
+    for link in ("lib", "lib64"):
+        if os.path.islink(f"/{link}"):
+            os.symlink(os.readlink(f"/{link}"), os.path.join(bundle.rootfs, link))
+    bundle.set_args("/usr/bin/python3", "-I", "-S", "-c", PY_SYSCALLS)
+    p = runtime("run", "--bundle", bundle.write(), cid)
+    assert p.stdout == f"[{errno.ENOSYS}, {errno.ENOSYS}, {errno.EPERM}]\n", p.stderr
+
+
 def test_seccomp_invalid_profile_fails_naming_the_field(runtime, bundle, cid):
     seccomp(bundle, defaultAction="SCMP_ACT_ALLOW",
             syscalls=[{"names": ["mkdir"], "action": "SCMP_ACT_ALLOW", "errnoRet": 5}])

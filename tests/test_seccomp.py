@@ -296,3 +296,93 @@ def test_notify_fd_can_be_handed_to_a_callable_instead(tmp_path):
 
     res, _ = run(cfg, probe, listener=listener)
     assert res["ok"] == ["anon_inode:seccomp notify"]
+
+
+# --- ENOSYS for syscalls newer than the profile (runc's patchbpf stub) ------------------------------------------
+
+X86_64_ONLY = pytest.mark.skipif(os.uname().machine != "x86_64", reason="syscall numbers below are x86_64's")
+CLONE3, CLOSE_RANGE, MKDIR = 435, 436, 83
+
+
+def names_up_to(last, but=()):
+    """Every x86_64 syscall name libseccomp knows numbered 0..last (a default-deny profile python can live under)."""
+    lib = ctypes.CDLL("libseccomp.so.2")
+    lib.seccomp_syscall_resolve_num_arch.restype = ctypes.c_void_p      # malloc'd; a few bytes leak in the test
+    lib.seccomp_syscall_resolve_num_arch.argtypes = [ctypes.c_uint32, ctypes.c_int]
+    out = []
+    for nr in range(last + 1):
+        p = lib.seccomp_syscall_resolve_num_arch(0xC000003E, nr)
+        if p and ctypes.string_at(p).decode() not in but:
+            out.append(ctypes.string_at(p).decode())
+    return out
+
+
+def raw_errnos(*nrs):
+    def probe():
+        libc = ctypes.CDLL(None, use_errno=True)
+        out = []
+        for nr in nrs:
+            # all-zero arguments: clone3(NULL, 0) and close_range(0, 0, 0) would fail with EINVAL if they ran
+            ret = libc.syscall(ctypes.c_long(nr), ctypes.c_long(-1), ctypes.c_long(0), ctypes.c_long(0))
+            out.append(ctypes.get_errno() if ret < 0 else 0)
+        return out
+    return probe
+
+
+def allow_up_to(last, default="SCMP_ACT_ERRNO", arches=("SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"),
+                **extra):
+    return {"defaultAction": default, "architectures": list(arches), **extra,
+            "syscalls": [{"names": names_up_to(last, but=("mkdir", "mkdirat")), "action": ALLOW}]}
+
+
+@X86_64_ONLY
+def test_a_syscall_newer_than_every_named_one_gets_enosys_not_the_default_action():
+    # runc: glibc falls back from clone3 (and friends) only on ENOSYS; an older unnamed syscall keeps the default
+    res, _ = run(allow_up_to(434), raw_errnos(CLONE3, CLOSE_RANGE, MKDIR))
+    assert res == {"ok": [errno.ENOSYS, errno.ENOSYS, errno.EPERM]}
+
+
+@X86_64_ONLY
+def test_the_last_named_syscall_is_the_bound_whatever_its_action_and_errno_ret():
+    cfg = allow_up_to(434, defaultErrnoRet=errno.EXDEV)
+    cfg["syscalls"].append({"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EROFS})
+    res, _ = run(cfg, raw_errnos(CLONE3, CLOSE_RANGE, 437, MKDIR))
+    assert res == {"ok": [errno.EXDEV, errno.EROFS, errno.ENOSYS, errno.EXDEV]}
+
+
+@X86_64_ONLY
+def test_a_kill_default_answers_enosys_for_a_newer_syscall_instead_of_killing():
+    res, st = run(allow_up_to(434, default="SCMP_ACT_KILL_PROCESS"), raw_errnos(CLONE3))
+    assert res == {"ok": [errno.ENOSYS]}, st
+
+
+@X86_64_ONLY
+@pytest.mark.parametrize("cfg", [
+    allow_up_to(434, default="SCMP_ACT_LOG"),                      # permissive defaults: no stub (runc)
+    allow_up_to(434, arches=()),                                   # no architectures listed: none either (runc)
+    allow_up_to(434, defaultErrnoRet=errno.ENOSYS),                # already ENOSYS
+])
+def test_no_stub_where_runc_adds_none(cfg):
+    assert seccomp.enosys_stub(seccomp._lib(), cfg) == []
+
+
+@X86_64_ONLY
+def test_the_stub_covers_x86_and_x32_with_their_own_last_numbers():
+    # x32 runs as AUDIT_ARCH_X86_64 with bit 30 set in the number: its own bound under the same arch value
+    lasts = seccomp.last_syscalls(seccomp._lib(), allow_up_to(300))
+    assert set(lasts) == {0xC000003E, 0x40000003}                  # AUDIT_ARCH_X86_64, AUDIT_ARCH_I386
+    assert lasts[0xC000003E][0xC000003E] == 300
+    assert lasts[0xC000003E][0x4000003E] & 0x40000000 and lasts[0x40000003][0x40000003] > 0
+
+
+@X86_64_ONLY
+def test_notify_still_hands_over_its_fd_under_the_stub():
+    cfg = allow_up_to(434, listenerPath="/unused")
+    cfg["syscalls"].append({"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"})
+    got = []
+
+    def listener(fd):
+        got.append(os.readlink(f"/proc/self/fd/{fd}"))
+
+    res, _ = run(cfg, lambda: [got, raw_errnos(CLONE3)()], listener=listener)
+    assert res["ok"] == [["anon_inode:seccomp notify"], [errno.ENOSYS]]

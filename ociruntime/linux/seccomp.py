@@ -1,5 +1,8 @@
 """linux.seccomp through libseccomp (a thin ctypes binding; the BPF is libseccomp's).
 
+As runc: a syscall newer than every one the profile names (clone3...) returns ENOSYS rather than the default action,
+so that glibc falls back to the older call (a BPF stub before libseccomp's program: see "ENOSYS" below).
+
 Imported only when the config has linux.seccomp. `load` builds the filter from the raw config.json object and
 loads it; init calls it last, just before execve, so the runtime's own setup syscalls are not filtered.
 
@@ -13,8 +16,10 @@ import ctypes
 import errno
 import functools
 import os
+import struct          # imported before pivot_root: load() runs after it, where imports fail
 
 from ..errors import ConfigError, RuntimeErr, SyscallError
+from . import syscalls
 
 ACTIONS = {
     "SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000, "SCMP_ACT_KILL_PROCESS": 0x80000000,
@@ -61,6 +66,7 @@ def _lib():
         "seccomp_arch_resolve_name": (ctypes.c_uint32, [ctypes.c_char_p]),
         "seccomp_arch_add": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32]),
         "seccomp_syscall_resolve_name": (ctypes.c_int, [ctypes.c_char_p]),
+        "seccomp_syscall_resolve_name_arch": (ctypes.c_int, [ctypes.c_uint32, ctypes.c_char_p]),
         "seccomp_rule_add_array": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
                                                   ctypes.POINTER(_ArgCmp)]),
         "seccomp_load": (ctypes.c_int, [ctypes.c_void_p]),
@@ -258,11 +264,127 @@ def load(cfg: dict, *, state: dict | None = None, debug=lambda msg: None, listen
 def _load(lib, cfg, debug, want_fd):
     ctx = build(cfg, debug=debug)
     try:
-        ret = lib.seccomp_load(ctx)
-        if ret in (-errno.EACCES, -errno.EPERM):
-            raise SyscallError("seccomp_load", "linux.seccomp (without process.noNewPrivileges the filter needs "
-                               "CAP_SYS_ADMIN: load it before the user switch)", -ret)
-        _rc(ret, "seccomp_load", "linux.seccomp")
+        stub = enosys_stub(lib, cfg)
+        if stub:
+            fd = _load_with_stub(lib, ctx, cfg, stub, want_fd)
+            return fd if want_fd else None
+        _load_error(lib.seccomp_load(ctx), "seccomp_load")
         return _rc(lib.seccomp_notify_fd(ctx), "seccomp_notify_fd", "linux.seccomp") if want_fd else None
     finally:
         lib.seccomp_release(ctx)
+
+
+def _load_error(ret: int, call: str) -> None:
+    if ret in (-errno.EACCES, -errno.EPERM):
+        raise SyscallError(call, "linux.seccomp (without process.noNewPrivileges the filter needs "
+                           "CAP_SYS_ADMIN: load it before the user switch)", -ret)
+    _rc(ret, call, "linux.seccomp")
+
+
+# -- ENOSYS for syscalls newer than the profile (runc's "patchbpf" stub) -------------------------------------------
+#
+# A profile lists the syscalls its author knew. One the kernel added later (clone3, close_range, faccessat2...) would
+# get the default action, typically EPERM, and glibc only falls back to the older call on ENOSYS. So, as runc does:
+# for each architecture the profile lists, a syscall numbered above the highest number the profile names (on that
+# architecture; any action, any arguments) returns ENOSYS; everything else goes through libseccomp's filter. Our
+# BPF runs before libseccomp's: ld arch; jeq per architecture; ld nr; jgt last -> ENOSYS; else into the filter.
+# Not with a permissive default (allow, log, trace: runc's rule) nor one that already answers ENOSYS.
+
+BPF_LD_W_ABS, BPF_JEQ, BPF_JGT, BPF_JSET, BPF_JA, BPF_RET = 0x20, 0x15, 0x25, 0x45, 0x05, 0x06
+PERMISSIVE = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE")
+# libseccomp's architecture tokens are the kernel's AUDIT_ARCH_* values (seccomp_data.arch), but for x32: its
+# syscalls arrive as x86_64 ones with bit 30 (__X32_SYSCALL_BIT) set in the number
+SCMP_ARCH_X32, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT = 0x4000003E, 0xC000003E, 0x40000000
+# s390/s390x: a number the kernel does not know arrives as 0 (the multiplexer, setup(2), long gone): ENOSYS too
+S390 = (0x16, 0x80000016)
+
+
+def last_syscalls(lib, cfg: dict) -> dict:
+    """{AUDIT_ARCH: {token: highest syscall number the profile names on it}} for the listed architectures (x86_64
+    may hold two: its own and x32's); names an architecture lacks, or multiplexed ones (< 0), do not count."""
+    names = [n.encode() for sc in cfg.get("syscalls") or () for n in sc.get("names") or ()]
+    out = {}
+    for arch in cfg.get("architectures") or ():
+        token = lib.seccomp_arch_resolve_name(ARCHES[arch].encode()) if arch in ARCHES else 0
+        last = max((lib.seccomp_syscall_resolve_name_arch(token, n) for n in names), default=-1) if token else -1
+        if last > 0:
+            out.setdefault(AUDIT_ARCH_X86_64 if token == SCMP_ARCH_X32 else token, {})[token] = last
+    return out
+
+
+def enosys_stub(lib, cfg: dict) -> list:
+    """The instructions (code, jt, jf, k) to put before libseccomp's program; [] when none is needed."""
+    if cfg.get("defaultAction") in PERMISSIVE or (
+            cfg.get("defaultAction") == "SCMP_ACT_ERRNO" and cfg.get("defaultErrnoRet") == errno.ENOSYS):
+        return []
+    lasts = last_syscalls(lib, cfg)
+    if not lasts:
+        return []
+    prog = [(BPF_LD_W_ABS, 0, 0, 4)]                                     # seccomp_data.arch
+    prog += [(BPF_JEQ, f"arch{a:x}", 0, a) for a in lasts]
+    prog.append((BPF_JA, 0, 0, "filter"))
+    for a, by_token in lasts.items():
+        prog += [("label", f"arch{a:x}"), (BPF_LD_W_ABS, 0, 0, 0)]      # seccomp_data.nr
+        if a in S390:
+            prog.append((BPF_JEQ, "enosys", 0, 0))
+        if a == AUDIT_ARCH_X86_64:
+            native, x32 = by_token.get(AUDIT_ARCH_X86_64), by_token.get(SCMP_ARCH_X32)
+            # x32 numbers have bit 30 set: they go to x32's check, or into the filter when x32 is not listed
+            prog.append((BPF_JSET, "x32" if x32 else "filter", 0, X32_SYSCALL_BIT))
+            if native:
+                prog.append((BPF_JGT, "enosys", 0, native))
+            prog.append((BPF_JA, 0, 0, "filter"))
+            if x32:
+                prog += [("label", "x32"), (BPF_JGT, "enosys", 0, x32), (BPF_JA, 0, 0, "filter")]
+        else:
+            prog += [(BPF_JGT, "enosys", 0, by_token[a]), (BPF_JA, 0, 0, "filter")]
+    prog += [("label", "enosys"), (BPF_RET, 0, 0, ACTIONS["SCMP_ACT_ERRNO"] | errno.ENOSYS), ("label", "filter")]
+    return _resolve(prog)
+
+
+def _resolve(prog: list) -> list:
+    """Labels -> relative jumps (forward only; a conditional one must fit in 8 bits, `ja` takes 32)."""
+    where, out = {}, []
+    for ins in prog:
+        if ins[0] == "label":
+            where[ins[1]] = len(out)
+        else:
+            out.append(ins)
+    for i, (code, jt, jf, k) in enumerate(out):
+        rel = lambda t: where[t] - i - 1 if isinstance(t, str) else t  # noqa: E731
+        jt, jf, k = rel(jt), rel(jf), rel(k) if code == BPF_JA else k
+        if not (0 <= jt < 256 and 0 <= jf < 256):
+            raise RuntimeErr("linux.seccomp: the ENOSYS stub needs a jump longer than BPF allows")
+        out[i] = (code, jt, jf, k)
+    return out
+
+
+def _export_bpf(lib, ctx) -> bytes:
+    """libseccomp's program as raw sock_filter bytes (written to a memfd: no file system needed)."""
+    fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+    try:
+        _rc(lib.seccomp_export_bpf(ctx, fd), "seccomp_export_bpf", "linux.seccomp")
+        os.lseek(fd, 0, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+# seccomp(2) filter flags, as libseccomp would pass them from the attributes _configure set
+_KERNEL_FLAGS = {"SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
+                 "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 32}
+FLAG_NEW_LISTENER = 8
+
+
+def _load_with_stub(lib, ctx, cfg, stub, want_fd):
+    program = b"".join(struct.pack("=HBBI", *ins) for ins in stub) + _export_bpf(lib, ctx)
+    flags = FLAG_NEW_LISTENER if want_fd else 0
+    for f in cfg.get("flags") or ():
+        flags |= _KERNEL_FLAGS.get(f, 0)
+    try:
+        return syscalls.seccomp_set_mode_filter(program, flags, "linux.seccomp")
+    except SyscallError as e:
+        _load_error(-e.err, "seccomp")

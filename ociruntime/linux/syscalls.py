@@ -312,6 +312,21 @@ def bpf(cmd, attr, what=""):
     return _check(_syscall(_nr("bpf"), cmd, ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr))), "bpf", what)
 
 
+SECCOMP_SET_MODE_FILTER = 1
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def seccomp_set_mode_filter(program: bytes, flags=0, what=""):
+    """seccomp(2) SECCOMP_SET_MODE_FILTER with a classic BPF program (struct sock_filter, 8 bytes each, native
+    endianness); returns the notify fd with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0."""
+    prog = _SockFprog(len(program) // 8, program)
+    return _check(_syscall(_nr("seccomp"), SECCOMP_SET_MODE_FILTER, ctypes.c_uint(flags), ctypes.byref(prog)),
+                  "seccomp", what)
+
+
 CLOSE_RANGE_CLOEXEC = 4
 
 

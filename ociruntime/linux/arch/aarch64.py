@@ -60,7 +60,7 @@ NR = {
     "pivot_root": 41, "setns": 268, "unshare": 97, "pidfd_open": 434, "pidfd_send_signal": 424,
     "close_range": 436, "open_tree": 428, "move_mount": 429, "mount_setattr": 442, "openat2": 437,
     "sched_setattr": 274, "ioprio_set": 30, "set_mempolicy": 237, "personality": 92, "capget": 90,
-    "capset": 91, "keyctl": 219, "bpf": 280,
+    "capset": 91, "keyctl": 219, "bpf": 280, "seccomp": 277,
 }
 
 DMZ_CODE = bytes.fromhex(

@@ -58,7 +58,7 @@ NR = {
     "pivot_root": 155, "setns": 308, "unshare": 272, "pidfd_open": 434, "pidfd_send_signal": 424,
     "close_range": 436, "open_tree": 428, "move_mount": 429, "mount_setattr": 442, "openat2": 437,
     "sched_setattr": 314, "ioprio_set": 251, "set_mempolicy": 238, "personality": 135, "capget": 125,
-    "capset": 126, "keyctl": 250, "bpf": 321,
+    "capset": 126, "keyctl": 250, "bpf": 321, "seccomp": 317,
 }
 
 DMZ_CODE = bytes.fromhex(
