@@ -20,7 +20,8 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
       8  import what the sequence needs   after pivot_root the runtime's files are out of reach (preload);
                                           with a user namespace, before 3 (its root may not read them)
       9  loopback up                      new network namespace only
-     10  rootfs: propagation, self-bind   rootfsPropagation, then rootfs becomes a mount point
+     10  rootfs: propagation, self-bind   rootfsPropagation (unbindable: private until 20b), then the rootfs
+                                          becomes a mount point
      11  mounts[]                         in order, destinations resolved inside the rootfs
      12  /dev                             default devices, linux.devices, links
      13  open the exec FIFO (O_PATH)      the state dir is gone from view after pivot
@@ -32,6 +33,7 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
      18  hostname, domainname, sysctl     sysctl before /proc/sys turns read-only
      19  masked and readonly paths        after every mount so mounts[] cannot undo them
      20  read-only root
+     20b rootfsPropagation on the new /  last of the mount steps: an unbindable / refuses the binds above
      20a the sealed exec program          a memfd (linux/dmz.py), before rlimits can forbid the fd
      21  oomScoreAdj, rlimits             (after P: affinity, scheduler and memory policy depend on the cgroup)
                                           rlimits before the user switch (raising needs privileges)
@@ -233,6 +235,7 @@ def _stage2(a: InitArgs, step):
     rootfs.readonly_paths(lx.readonly_paths)
     if cfg.root_readonly:                                        # 20
         rootfs.remount_root_readonly()
+    rootfs.finish_propagation(lx.rootfs_propagation)             # 20b
     step("17-20 console, hostname, sysctl, masked and read-only paths")
     err_fd = fifo     # the FIFO's write end takes this number in _wait_for_start: the exec report goes there
     exe = _prepare_exec(a, proc, lx, err_fd)                     # 20a (before rlimits: it needs an fd)

@@ -581,7 +581,8 @@ def test_no_pivot_moves_and_chroots(scratch):
 
 
 @pytest.mark.parametrize("propagation,tag", [("shared", "shared:"), ("unbindable", "unbindable"),
-                                             ("private", None), ("slave", None)])
+                                             ("private", None), ("slave", None), ("rshared", "shared:"),
+                                             ("runbindable", "unbindable"), ("rprivate", None), ("rslave", None)])
 def test_rootfs_propagation_is_applied_to_the_new_root(scratch, propagation, tag):
     base, root = scratch
 
@@ -593,6 +594,25 @@ def test_rootfs_propagation_is_applied_to_the_new_root(scratch, propagation, tag
         assert tag in optional
     else:
         assert "shared:" not in optional and "unbindable" not in optional
+
+
+@pytest.mark.parametrize("propagation", ["unbindable", "runbindable"])
+def test_unbindable_rootfs_still_takes_bind_mounts_and_ends_unbindable(scratch, propagation):
+    # runc fails here (EINVAL binding from an unbindable tree): the flag goes on last
+    base, root = scratch
+
+    def child():
+        rootfs.prepare(root, propagation)
+        # the source is on a mount of its own (devtmpfs), not the rootfs's parent, which prepare() makes private
+        mounts.mount_all(root, (Mount("/proc", "proc", "proc"), Mount("/data", "bind", "/dev", ("rbind",))),
+                         bundle=base)
+        rootfs.pivot(root)
+        rootfs.readonly_paths(["/etc"])           # a bind after pivot
+        rootfs.finish_propagation(propagation)
+        return os.path.exists("/data/null"), _mount_line("/").split(" - ")[0], _mount_line("/data").split(" - ")[0]
+
+    got, root_line, data_line = in_child(child)
+    assert got and "unbindable" in root_line and "unbindable" in data_line
 
 
 def test_unknown_rootfs_propagation_is_a_config_error():

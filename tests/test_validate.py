@@ -275,8 +275,9 @@ SCHEMA_CASES = [
     (_set(("linux", "timeOffsets"), {"monotonic": {"nanosecs": -1}}),
      "linux.timeOffsets.monotonic.nanosecs: -1 is out of range 0..4294967295"),
     (_set(("linux", "netDevices"), {"eth0": {"name": 0}}), "linux.netDevices['eth0'].name: expected string, got integer"),
-    (_set(("linux", "rootfsPropagation"), "rshared"),
-     "linux.rootfsPropagation: 'rshared' is not one of shared, slave, private, unbindable"),
+    (_set(("linux", "rootfsPropagation"), "sideways"),
+     "linux.rootfsPropagation: 'sideways' is not one of shared, slave, private, unbindable, rshared, rslave, rprivate, "
+     "runbindable"),
     (_set(("linux", "resources", "devices", 0, "access"), "rwx"),
      "linux.resources.devices[0].access: 'rwx' must be a combination of r, w and m"),
     (_set(("linux", "resources", "devices", 1, "type"), "p"),

@@ -102,6 +102,8 @@ LOOSER = [
     (r"^linux\.resources\.pids$", "required", "config-linux.md: pids.limit is OPTIONAL"),
     (r"^linux\.devices\[\d+\]\.fileMode$", "maximum",
      "fileMode is uint32 in the prose; our semantic check allows the 07777 bits, not just 0777"),
+    (r"^linux\.rootfsPropagation$", "enum",
+     "runc's rshared/rslave/rprivate/runbindable too: containerd's CRI plugin sends rshared and rslave"),
 ]
 
 
@@ -309,6 +311,7 @@ DIVERGENCE_EXAMPLES = [   # (mutation of BASE, True if we are the stricter side)
     (lambda d: _set(d, ("linux", "intelRdt", "schemata", 0), "L2:0=f\nL3:0=f"), True),
     (lambda d: d["linux"]["resources"]["pids"].pop("limit"), False),
     (lambda d: _set(d, ("linux", "devices", 0, "fileMode"), 0o1666), False),
+    (lambda d: _set(d, ("linux", "rootfsPropagation"), "rshared"), False),
 ]
 
 

@@ -334,7 +334,9 @@ LINUX = {
         "netDevices": {"type": "object", "additionalProperties": {"type": "object", "properties": {"name": STRING}}},
         "cgroupsPath": STRING,
         "resources": RESOURCES,
-        "rootfsPropagation": {"type": "string", "enum": ["shared", "slave", "private", "unbindable"]},
+        "rootfsPropagation": {"type": "string", "enum": ["shared", "slave", "private", "unbindable",
+                                                          # runc's spellings (containerd's CRI sends rshared/rslave)
+                                                          "rshared", "rslave", "rprivate", "runbindable"]},
         "seccomp": SECCOMP,
         "sysctl": STRING_MAP,
         "maskedPaths": STRINGS,

@@ -21,8 +21,11 @@ PROPAGATION = {
     "unbindable": sc.MS_UNBINDABLE | sc.MS_REC, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
 }
 # propagations pivot_root / the rootfs self-bind cannot live with: prepare() makes the rootfs's parent mount
-# private so they work, and finish_propagation() puts the configured value back on the new "/" afterwards
+# private so they work, and finish_propagation() puts the configured value on the new "/" afterwards
 _REAPPLY = frozenset({"shared", "rshared", "unbindable", "runbindable"})
+# an unbindable tree refuses every bind from it (EINVAL: runc fails so): until finish_propagation, the last mount
+# step, the container's mounts are only private
+_LATER = frozenset({"unbindable", "runbindable"})
 # flags kept when a read-only remount must not drop what the mount has (locked in a user namespace)
 _KEEP = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME | sc.MS_NODIRATIME | sc.MS_RELATIME \
     | sc.MS_STRICTATIME | sc.MS_NOSYMFOLLOW
@@ -38,7 +41,7 @@ def _flags(propagation: str | None) -> int:
 def prepare(rootfs: str, propagation: str | None) -> None:
     """Set "/"'s propagation, then bind the rootfs onto itself so that it is a mount point (pivot_root needs one)."""
     flags = _flags(propagation)
-    sc.mount(None, "/", None, flags)
+    sc.mount(None, "/", None, sc.MS_PRIVATE | sc.MS_REC if propagation in _LATER else flags)
     if propagation in _REAPPLY:
         # a shared parent breaks pivot_root (EINVAL) and an unbindable one refuses the self-bind below
         parent = mountpoint_of(rootfs)
@@ -110,8 +113,9 @@ def make_cwd(cwd: str) -> None:
 
 
 def finish_propagation(propagation: str | None) -> None:
-    """After pivot: put back a rootfsPropagation prepare() had to weaken (shared, unbindable) on the new "/"."""
-    if propagation in _REAPPLY:
+    """After pivot and every mount of ours (masks, readonly paths, console binds: an unbindable "/" would refuse
+    them): the configured rootfsPropagation on the new "/" and everything under it. Unset: rslave, from prepare()."""
+    if propagation:
         sc.mount(None, "/", None, _flags(propagation))
 
 

@@ -1,0 +1,86 @@
+"""Mount set-ups real callers send, as runc runs them: rootfsPropagation in every spelling (containerd's CRI sends
+rshared/rslave for Kubernetes volumes), a read-only /dev, no mount namespace, bind sources and a --root that only
+the host's root can reach from a user namespace."""
+import os
+import subprocess
+import time
+
+import pytest
+
+
+def mountinfo_line(text, point):
+    """The optional fields (shared:N, master:N, unbindable) of the mount at `point` in a mountinfo dump."""
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) > 4 and f[4] == point:
+            return " ".join(f[6:f.index("-")])
+    raise AssertionError(f"{point} is not a mount point in:\n{text}")
+
+
+@pytest.fixture
+def shared_volume(tmp_path):
+    """A tmpfs in a shared peer group of our own mount namespace (confine.sh's), as a host's volume would be;
+    unmounted with everything propagated into it."""
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "vol", str(vol)], check=True)
+    subprocess.run(["mount", "--make-shared", str(vol)], check=True)
+    yield str(vol)
+    subprocess.run(["umount", "-R", "-l", str(vol)], check=True)
+
+
+# the container mounts a tmpfs on /vol/in, then waits for the host's mount on /vol/out and reports what it sees
+VOLUME_SCRIPT = """mkdir -p /vol/in && mount -t tmpfs in /vol/in && echo from-container > /vol/in/f
+i=0; while [ ! -e /vol/out/f ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+cat /vol/out/f > /tmp/seen 2>&1; cat /proc/self/mountinfo > /tmp/mountinfo; echo done > /tmp/done"""
+
+
+@pytest.mark.parametrize("propagation,volume", [("rslave", "rslave"), ("rshared", "rshared"),
+                                                ("slave", "rslave"), ("shared", "rshared")])
+def test_cri_volume_propagation_host_to_container_and_bidirectional(runtime, bundle, cid, shared_volume,
+                                                                    propagation, volume):
+    # HostToContainer: rootfsPropagation rslave + an rslave rbind; Bidirectional: rshared + rshared (containerd CRI)
+    bundle.config["linux"]["rootfsPropagation"] = propagation
+    bundle.config["mounts"].append({"destination": "/vol", "type": "bind", "source": shared_volume,
+                                    "options": ["rbind", volume]})
+    caps = ["CAP_SYS_ADMIN", "CAP_DAC_OVERRIDE"]
+    bundle.config["process"]["capabilities"] = {s: caps for s in ("bounding", "effective", "permitted")}
+    runtime("run", "-d", "--bundle", bundle.set_args("sh", "-c", VOLUME_SCRIPT).write(), cid)
+    inner = os.path.join(shared_volume, "in")
+    deadline = time.monotonic() + 5
+    while not os.path.exists(os.path.join(inner, "f")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    from_container = os.path.ismount(inner)
+    os.makedirs(os.path.join(shared_volume, "out"), exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "out", os.path.join(shared_volume, "out")], check=True)
+    with open(os.path.join(shared_volume, "out", "f"), "w") as f:
+        f.write("from-host\n")
+    done = os.path.join(bundle.rootfs, "tmp", "done")
+    deadline = time.monotonic() + 15
+    while not os.path.exists(done) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with open(os.path.join(bundle.rootfs, "tmp", "seen")) as f:
+        assert f.read() == "from-host\n"                  # host -> container: both
+    with open(os.path.join(bundle.rootfs, "tmp", "mountinfo")) as f:
+        info = f.read()
+    root = mountinfo_line(info, "/")
+    vol = mountinfo_line(info, "/vol")
+    if propagation.endswith("shared"):
+        assert from_container, "a mount under a Bidirectional volume must reach the host"
+        assert "shared:" in root                           # config-linux.md: the rootfs mount is shared
+        assert "shared:" in vol                            # a peer of the host's volume
+    else:
+        assert not from_container, "a HostToContainer volume must not pass the container's mounts to the host"
+        assert "shared:" not in root
+        assert "master:" in vol and "shared:" not in vol   # receives, never sends
+
+
+@pytest.mark.parametrize("propagation", ["private", "rprivate", "unbindable", "runbindable"])
+def test_rootfs_propagation_private_and_unbindable_end_on_the_containers_root(runtime, bundle, cid, propagation):
+    # runc fails the unbindable ones (EINVAL on its rootfs self-bind); the spec allows them: applied last
+    bundle.config["linux"]["rootfsPropagation"] = propagation
+    p = runtime("run", "--bundle", bundle.set_args("cat", "/proc/self/mountinfo").write(), cid)
+    root = mountinfo_line(p.stdout, "/")
+    assert "shared:" not in root and "master:" not in root
+    assert ("unbindable" in root) == propagation.endswith("unbindable")
+    assert ("unbindable" in mountinfo_line(p.stdout, "/dev")) == propagation.endswith("unbindable")
