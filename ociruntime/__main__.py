@@ -23,10 +23,11 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     from . import SPEC_VERSION, __version__
     from .cli import GLOBAL_OPTIONS, IMPLEMENTED, Globals, Opt, UsageError, command_help, format_options, parse
-    from .errors import RuntimeErr
+    from .errors import INTERNAL, RuntimeErr, describe
     from .log import Logger
 
     log, mod = Logger(), None
+    name = ""
     try:
         g, pos = parse(GLOBAL_OPTIONS, argv, interspersed=False)
         log = Logger(g["log"] or None, g["log_format"], bool(g["debug"]))
@@ -64,8 +65,11 @@ def main(argv=None) -> int:
         log.error(f"{e}" + ("" if "--help" in str(e) else " (see --help)"))
         return 2 if "flag" in str(e) else 1
     except RuntimeErr as e:
+        msg = str(e)
+        if msg.startswith(INTERNAL):  # init's own bug, carried over the sync socket
+            return _internal(log, name, msg, mod)
         # a command may have its own status for the runtime's failures (exec: 255, runc's) and a prefix
-        log.error(getattr(mod, "ERROR_PREFIX", "") + str(e))
+        log.error(getattr(mod, "ERROR_PREFIX", "") + msg)
         return getattr(mod, "ERROR_STATUS", 1)
     except KeyboardInterrupt:
         return 130
@@ -74,6 +78,20 @@ def main(argv=None) -> int:
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
         log.error(getattr(mod, "ERROR_PREFIX", "") + f"{e.strerror or e}{where}")
         return getattr(mod, "ERROR_STATUS", 1)
+    except Exception as e:  # noqa: BLE001 — a bug: one line, the traceback only with --debug
+        if log.debug_on:
+            import traceback
+            text = "".join(traceback.format_exception(e))
+            sys.stderr.write(text)
+            if log.path:
+                log.debug(text.rstrip("\n").replace("\n", " | "))
+        return _internal(log, name, describe(e), mod)
+
+
+def _internal(log, name: str, msg: str, mod) -> int:
+    """`ociruntime: <command>: internal error: <what>`; the command's failure status (exec: 255, as runc)."""
+    log.error(f"{name}: {msg}" if name else msg)
+    return getattr(mod, "ERROR_STATUS", 1)
 
 
 def run_and_exit() -> None:

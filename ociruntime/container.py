@@ -5,6 +5,7 @@ from . import fastos as os
 import _signal  # the C module: `import signal` costs ~4 ms (enum) on every kill/start/delete
 
 from .errors import RuntimeErr, StateError
+from .faults import point as fault
 from .state import ContainerState
 
 SIGKILL, SIGTERM = _signal.SIGKILL, _signal.SIGTERM
@@ -44,8 +45,10 @@ def start(st: ContainerState, log) -> None:
     except FileNotFoundError:
         raise StateError("cannot start an already running container") from None
     step(f"status {status}, exec FIFO opened")
+    fault("start:fifo-opened")
     try:
         data = _read_fifo(fd, st, os.fstat(fd))
+        fault("start:init-released")
     finally:
         os.close(fd)
         try:
@@ -53,6 +56,7 @@ def start(st: ContainerState, log) -> None:
         except FileNotFoundError:
             pass
     step("init has exec'd the container's program (FIFO read to EOF)")
+    fault("start:fifo-removed")
     if data[:1] != b"1" or len(data) > 1:
         msg = data[1:].decode(errors="replace") if data[:1] == b"1" else ""
         if data[1:2] == b"\0":      # the sealed exec program's report of a failed execve (linux/dmz.py)
@@ -155,12 +159,16 @@ def delete(st: ContainerState, log, force: bool = False) -> None:
         if mgr is not None:
             mgr.kill_all(SIGKILL)
         _kill_init(st)
+    elif status == "creating" and mgr is not None:
+        _kill_placed(mgr)       # a create that died: its child may be in some of the cgroups, not all
     elif mgr is not None and mgr.pids():
         mgr.kill_all(SIGKILL)   # init is gone but, without a pid namespace, its children may not be
     step("processes killed")
+    fault("delete:killed")
     if mgr is not None:
         mgr.destroy()
         step("cgroups removed")
+        fault("delete:cgroups-removed")
     if st.facts.get("intelRdt"):        # the MON group, and the resctrl group if it is ours
         from .linux import intelrdt
         intelrdt.destroy(st.facts["intelRdt"])
@@ -173,6 +181,18 @@ def delete(st: ContainerState, log, force: bool = False) -> None:
         hooks.poststop_all(hooks.hooks_from_raw(hooks_raw, "poststop"), state, log)
         step("poststop hooks")
     step.done()
+
+
+def _kill_placed(mgr) -> None:
+    """SIGKILL whatever is in any directory of the container's cgroups (a create killed mid-placement leaves its
+    child in some hierarchies only); the rmdir that follows waits for them to go."""
+    from .linux.cgroups.common import walk_procs
+    for d in set(mgr.paths.values()):
+        for pid in walk_procs(d):
+            try:
+                os.kill(pid, SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def _kill_init(st: ContainerState):

@@ -33,3 +33,14 @@ class SyscallError(RuntimeErr, OSError):
 
 class InitError(RuntimeErr):
     """An error raised in the container's init process, carried back to `create`."""
+
+
+INTERNAL = "internal error: "
+
+
+def describe(e: BaseException) -> str:
+    """One line for any exception: the text of the runtime's own and the OS's errors; anything else is a bug,
+    `internal error: <type>: <text>` (the CLI prefixes the command; the traceback is for --debug only)."""
+    if isinstance(e, (RuntimeErr, OSError)):
+        return " ".join((str(e) or type(e).__name__).split("\n"))
+    return INTERNAL + " ".join(f"{type(e).__name__}: {e}".split("\n"))

@@ -55,6 +55,7 @@ import sys
 import _signal  # the C module: `import signal` costs ~4 ms (enum)
 
 from . import sync
+from .faults import point as fault
 from .initargs import ExecArgs, InitArgs
 from .linux import syscalls as sc
 
@@ -103,7 +104,14 @@ def main(a: InitArgs) -> None:
 
 
 def _fail(a, e):
-    msg = str(e) or e.__class__.__name__
+    from .errors import describe
+    msg = describe(e)
+    if a.debug and msg.startswith("internal error: "):
+        try:
+            import traceback
+            traceback.print_exception(e)  # --debug: the traceback on the runtime's stderr (init inherited it)
+        except Exception:  # noqa: BLE001 — after pivot_root the module may be out of reach
+            pass
     try:
         sync.send(a.sock, sync.ERR, msg)
     except OSError:
@@ -213,6 +221,7 @@ def _stage2(a: InitArgs, step):
         from .linux import hooks
         hooks.run_all("createContainer", cfg.hooks.create_container, _state(a, "creating"), _env(cfg.process))
         step("15 createContainer hooks")
+    fault("init:before-pivot")
     rootfs.pivot(cfg.root_path, bool(a.no_pivot))                # 16
     rootfs.make_cwd(proc.cwd)                                    # 16a
     step("16 pivot_root")

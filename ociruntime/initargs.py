@@ -31,7 +31,8 @@ def run_child(entry: str, args) -> None:
     except BaseException as e:  # noqa: BLE001
         try:
             from . import sync
-            sync.send(args.sock, sync.ERR, f"init: {e}")
+            from .errors import describe
+            sync.send(args.sock, sync.ERR, describe(e))
         except BaseException:  # noqa: BLE001
             pass
     os._exit(1)

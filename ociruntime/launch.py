@@ -7,6 +7,7 @@ import time
 
 from . import initargs, sync
 from .errors import ConfigError, RuntimeErr
+from .faults import point as fault
 from .state import ContainerState, proc_start_time, write_atomic
 
 
@@ -72,13 +73,22 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
     pid = init_pid = 0
     _interrupt_into_rollback()
     try:
+        fault("create:reserved")
         os.mkfifo(st.fifo, 0o622)
         os.chmod(st.fifo, 0o622)     # not umask'd: init may already be a non-root user when it opens it
         mgr = _cgroup_manager(g, cfg, cid)
+        if mgr is not None:
+            # recorded BEFORE it is made: whenever create dies from here on (SIGKILL included), `delete --force`
+            # finds in the state what may exist outside the state dir and removes whatever of it does
+            st.facts["cgroup"] = mgr.to_state()
+        st.save()                    # also the `creating` facts (bundle...) for state/list
+        step("creating state saved")
+        fault("create:recorded")
         if mgr is not None:          # made now, so the placement below starts right after fork
             undo.append(mgr.destroy)
             mgr.create()
             step("cgroups made")
+            fault("create:cgroups-made")
         console_fd = o.console_fd
         if cfg.process.terminal and console_fd is None:
             from .linux import console
@@ -103,22 +113,24 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         step(f"forked the child (pid {pid})")
         reaped = []
         undo.append(lambda: reaped or _kill_and_reap(pid, 0))
+        fault("create:forked")
         if mgr is not None:          # while the child makes its namespaces and forks init
             _warm_up(mgr, pid)
             step("child placed in the cgroups (warm-up)")
-            st.facts["cgroup"] = mgr.to_state()   # so `delete --force` of a create that died also cleans these
-        st.save()                    # the `creating` facts (bundle...) for state/list; the child works meanwhile
-        step("creating state saved")
+            fault("create:warmed-up")
 
         def place(init_pid: int):
             """init exists (PID): put it in its cgroups and resctrl group, then GO (init.py step P)."""
             undo.append(lambda: _kill_and_reap(init_pid, 0))
             step(f"init's pid {init_pid} received")
+            fault("create:init-pid")
             if mgr is not None:
                 mgr.apply(init_pid)
                 step("init placed in the cgroups")
+                fault("create:placed")
                 mgr.set(cfg.linux.resources or {}, initial=True)   # initial: the device policy is always set
                 step("cgroup resources set")
+                fault("create:resources-set")
             if cfg.linux.intel_rdt is not None:
                 from .linux import intelrdt
                 st.facts["intelRdt"] = rdt = intelrdt.apply(cfg.linux.intel_rdt, cid, init_pid)
@@ -126,6 +138,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
             sync.send(parent_sock, sync.GO)
         init_pid = _serve(parent_sock, pid, cfg, cid, bundle, undo, place, g.log)
         step("init READY")
+        fault("create:init-ready")
         if init_pid != pid:
             os.waitpid(pid, 0)       # the intermediate exits once it has forked init
             reaped.append(pid)       # its pid may be reused from now on: a rollback must not kill it
@@ -134,8 +147,10 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         if doc.get("hooks"):
             st.facts["hooks"] = doc["hooks"]
         st.save()
+        fault("create:saved")
         if o.pid_file:
             write_atomic(os.path.abspath(o.pid_file), str(init_pid).encode(), 0o644)
+        fault("create:pid-file")
         parent_sock.close()
         if o.console_fd is None and cfg.process.terminal:
             os.close(console_fd)
@@ -302,6 +317,7 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
         exec_pid = int(payload)
         step(f"the process's pid {exec_pid} received")
         undo.append(lambda: _kill_and_reap(exec_pid, 0))
+        fault("exec:pid")
         os.waitpid(pid, 0)
         reaped.append(pid)           # exec_pid is our child now (we are its subreaper): its pid stays its own
         if mgr is not None:

@@ -14,6 +14,7 @@ import marshal
 from . import fastos as os
 
 from .errors import StateError
+from .faults import point as fault
 
 _ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _ID_CHARS = _ID_FIRST | frozenset("_.+-")
@@ -187,6 +188,7 @@ class ContainerState:
                 os.unlink(os.path.join(self.dir, name))
             except FileNotFoundError:
                 pass
+            fault(f"remove:{name}-unlinked")
         for name in os.listdir(self.dir) if os.path.isdir(self.dir) else ():
             try:
                 os.unlink(os.path.join(self.dir, name))

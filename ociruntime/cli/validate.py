@@ -21,8 +21,10 @@ def run(g, o, args):
     try:
         with open(path, "rb") as f:
             doc = fastjson.loads(f.read())
-    except (OSError, ValueError) as e:
-        raise RuntimeErr(f"read {path}: {e}") from None
+    except OSError as e:
+        raise RuntimeErr(f"read {path}: {e.strerror}") from None
+    except ValueError as e:          # fastjson.JSONError: line and column
+        raise RuntimeErr(f"{path}: invalid JSON: {e}") from None
     if o["strict"]:
         from ..config.strict import validate_strict
         errors = validate_strict(doc, bundle=o["bundle"])
