@@ -66,7 +66,13 @@ def start(st: ContainerState, log) -> None:
     if st.facts.get("hooks", {}).get("poststart"):
         from .linux import hooks
         state = hooks.state_doc(st.id, "running", st.pid, st.facts["bundle"], st.facts.get("annotations"))
-        hooks.run_all("poststart", hooks.hooks_from_raw(st.facts["hooks"], "poststart"), state)
+        try:
+            hooks.run_all("poststart", hooks.hooks_from_raw(st.facts["hooks"], "poststart"), state)
+        except BaseException:
+            # runtime.md step 9: a failing poststart hook MUST stop the container (runc 1.2: terminate init);
+            # `delete` then continues at step 12 (destroy, poststop hooks)
+            _stop(st)
+            raise
         step("poststart hooks")
     step.done()
 
@@ -181,6 +187,17 @@ def delete(st: ContainerState, log, force: bool = False) -> None:
         hooks.poststop_all(hooks.hooks_from_raw(hooks_raw, "poststop"), state, log)
         step("poststop hooks")
     step.done()
+
+
+def _stop(st: ContainerState) -> None:
+    """SIGKILL every process of the container and wait for init to be gone: `state` says stopped after this."""
+    if st.facts.get("cgroup"):
+        from .linux import cgroups
+        try:
+            cgroups.manager_from_state(st.facts["cgroup"]).kill_all(SIGKILL)
+        except (OSError, RuntimeErr):
+            pass
+    _kill_init(st)
 
 
 def _kill_placed(mgr) -> None:

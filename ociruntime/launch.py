@@ -34,10 +34,22 @@ def _preserved_fds(n: int) -> int:
     return max(n, listen)
 
 
+def _check_not_host_root(path: str) -> None:
+    """root.path that is the host's / (a symlink to it, a bind of it) is refused up front, by name: otherwise only
+    a side effect stops it later (a cgroup mount's ENOENT, pivot_root's EBUSY)."""
+    try:
+        ours, host = os.stat(path), os.stat("/")
+    except OSError:
+        return                       # a missing root.path is the validator's to report
+    if (ours.st_dev, ours.st_ino) == (host.st_dev, host.st_ino):
+        raise ConfigError("root.path", f"{path} is the host's / (a container needs its own root filesystem)")
+
+
 def _check_supported(cfg, g):
     lx = cfg.linux
     if cfg.process is None:
         raise ConfigError("process", "is required to create a container")
+    _check_not_host_root(cfg.root_path)
     if not lx.namespace("mount"):
         raise ConfigError("linux.namespaces", "a mount namespace is required (pivot_root would change the host's root)")
     if lx.sysctl:

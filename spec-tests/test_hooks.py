@@ -117,3 +117,14 @@ def test_hooks_without_env_get_the_runtimes_environment(runtime, bundle, cid, tm
     assert "MINE=1" in own and "FROM_RUNTIME=here" not in own
     cc = (tmp_path / "cc").read_text().splitlines()
     assert "FROM_PROCESS=yes" in cc and "FROM_RUNTIME=here" not in cc
+
+
+def test_a_failing_poststart_hook_fails_start_and_stops_the_container(runtime, bundle, cid):
+    # runtime.md lifecycle step 9: "If any poststart hook fails, the runtime MUST generate an error, stop the
+    # container, and continue the lifecycle at step 12" (delete: destroy, then poststop)
+    bundle.config["hooks"] = {"poststart": [{"path": "/bin/false"}]}
+    runtime("create", "--bundle", bundle.set_args("sleep", "100").write(), cid)
+    p = runtime("start", cid, check=False)
+    assert p.returncode == 1 and "hooks.poststart[0]" in p.stderr, p.stderr
+    assert runtime.state(cid)["status"] == "stopped"
+    runtime("delete", cid)               # no --force needed: it is stopped

@@ -120,3 +120,34 @@ def _own(ctrl):
 
 
 assert CGROUP_PARENT
+
+
+# -- defects 4 and 5: a rootfs that points procfs, sysfs or the whole root at the wrong place -----------------------
+
+@pytest.mark.parametrize("name, fstype", [("proc", "proc"), ("sys", "sysfs")])
+@pytest.mark.parametrize("target", ["elsewhere", "/elsewhere"])
+def test_proc_or_sys_that_is_a_symlink_in_the_rootfs_is_refused(runtime, bundle, cid, name, fstype, target):
+    # CVE-2023-28642: procfs mounted through a symlink lands where the masked paths are not applied
+    import shutil
+    bundle.write()
+    link = os.path.join(bundle.rootfs, name)
+    shutil.rmtree(link)
+    os.mkdir(os.path.join(bundle.rootfs, "elsewhere"))
+    os.symlink(target, link)
+    p = runtime("create", "--bundle", bundle.path, cid, check=False)
+    assert p.returncode == 1
+    line = _one_line(p)
+    assert f'/{name}: filesystem "{fstype}" must be mounted on ordinary directory' in line, line
+    assert "mounts[" in line and "symlink" in line, line
+    assert not os.path.exists(os.path.join(runtime.root, cid))
+
+
+def test_a_rootfs_that_resolves_to_the_hosts_root_is_refused_up_front(runtime, bundle, cid, tmp_path):
+    os.symlink("/", tmp_path / "hostroot")
+    bundle.config["root"]["path"] = str(tmp_path / "hostroot")
+    bundle.write()
+    p = runtime("create", "--bundle", bundle.path, cid, check=False)
+    assert p.returncode == 1
+    assert _one_line(p) == f"ociruntime: config.json: root.path: {tmp_path / 'hostroot'} is the host's / " \
+                           "(a container needs its own root filesystem)"
+    assert not os.path.exists(os.path.join(runtime.root, cid))

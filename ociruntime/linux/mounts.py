@@ -187,6 +187,8 @@ def _mount_fs(rootfs, m, dest, where, opts, mount_label, index) -> int:
     if not fstype and not opts.flags & sc.MS_REMOUNT:
         raise ConfigError(f"mounts[{index}].type", "required unless the mount is a bind or a remount")
     _check_proc_destination(dest, m.source, fstype, index)
+    if fstype in ("proc", "sysfs"):
+        _check_ordinary_directory(rootfs, dest, fstype, index)
     source = m.source or fstype or "none"
     data = _with_label(opts.data, fstype, mount_label)
     fd = open_in_root(rootfs, dest, create=None if opts.flags & sc.MS_REMOUNT else "dir")
@@ -274,6 +276,25 @@ def _call(call: str, where: str, fn, *args):
 _PROC_ALLOWED = frozenset({"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
                            "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
                            "/proc/sys/kernel/ns_last_pid"})
+
+
+def _check_ordinary_directory(rootfs: str, dest: str, fstype: str, index: int) -> None:
+    """procfs and sysfs only on a real directory: a symlinked /proc would put procfs where the masked and
+    read-only paths that follow do not look (runc's fix for CVE-2023-28642, same wording). Each component is
+    checked with lstat from the rootfs down, so no symlink of the rootfs is ever followed here."""
+    inside = ""
+    for part in os.path.normpath("/" + dest).split("/"):
+        if not part:
+            continue
+        inside += "/" + part
+        try:
+            st = os.lstat(rootfs.rstrip("/") + inside)
+        except FileNotFoundError:
+            return                   # created as a directory by the mount
+        if not stat.S_ISDIR(st.st_mode):
+            what = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
+            raise ConfigError(f"mounts[{index}].destination", f'{dest}: filesystem "{fstype}" must be mounted on '
+                              f"ordinary directory ({inside} in the rootfs is {what})")
 
 
 def _check_proc_destination(dest: str, source: str | None, fstype: str | None, index: int) -> None:
