@@ -32,7 +32,7 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
      17  console                          pty from the container's ptmx, master to --console-socket
      18  hostname, domainname, sysctl     sysctl before /proc/sys turns read-only
      19  masked and readonly paths        after every mount so mounts[] cannot undo them
-     20  read-only root
+     20  read-only /dev (a /dev mount with ro is mounted writable and populated first), read-only root
      20b rootfsPropagation on the new /  last of the mount steps: an unbindable / refuses the binds above
      20a the sealed exec program          a memfd (linux/dmz.py), before rlimits can forbid the fd
      21  oomScoreAdj, rlimits             (after P: affinity, scheduler and memory policy depend on the cgroup)
@@ -242,7 +242,9 @@ def _stage2(a: InitArgs, step):
         sysctl.apply(lx.sysctl)
     rootfs.mask_paths(lx.masked_paths)                           # 19
     rootfs.readonly_paths(lx.readonly_paths)
-    if cfg.root_readonly:                                        # 20
+    if mounts.dev_is_readonly(cfg.mounts):                       # 20: a read-only /dev, populated (runc)
+        rootfs.remount_dev_readonly()
+    if cfg.root_readonly:
         rootfs.remount_root_readonly()
     rootfs.finish_propagation(lx.rootfs_propagation)             # 20b
     step("17-20 console, hostname, sysctl, masked and read-only paths")

@@ -257,7 +257,10 @@ def test_mount_destination_symlink_to_host_path_stays_inside_rootfs(runtime, bun
     assert os.path.isdir(os.path.join(bundle.rootfs, str(victim).lstrip("/")))
 
 
-def test_terminal_master_is_sent_to_the_console_socket(runtime, bundle, cid, tmp_path):
+@pytest.mark.parametrize("dev_ro", [False, True], ids=["dev-rw", "dev-ro"])
+def test_terminal_master_is_sent_to_the_console_socket(runtime, bundle, cid, tmp_path, dev_ro):
+    if dev_ro:       # /dev/console is made in a read-only /dev before it turns read-only (runc)
+        next(m for m in bundle.config["mounts"] if m["destination"] == "/dev")["options"].append("ro")
     sock_path = str(tmp_path / "console.sock")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(sock_path)

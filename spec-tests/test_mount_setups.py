@@ -84,3 +84,17 @@ def test_rootfs_propagation_private_and_unbindable_end_on_the_containers_root(ru
     assert "shared:" not in root and "master:" not in root
     assert ("unbindable" in root) == propagation.endswith("unbindable")
     assert ("unbindable" in mountinfo_line(p.stdout, "/dev")) == propagation.endswith("unbindable")
+
+
+def test_read_only_dev_is_populated_then_made_read_only_as_runc(runtime, bundle, cid):
+    # a /dev tmpfs with `ro`: runc mounts it writable, makes nodes, links and mounts under it, then remounts it ro
+    dev = next(m for m in bundle.config["mounts"] if m["destination"] == "/dev")
+    dev["options"].append("ro")
+    p = runtime("run", "--bundle", bundle.set_args(
+        "sh", "-c", "ls /dev | tr '\\n' ' '; echo; echo x > /dev/null && echo null-writable; touch /dev/new 2>&1; "
+                    "cat /proc/self/mountinfo").write(), cid)
+    listing = p.stdout.splitlines()[0].split()
+    assert {"null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "fd", "stdin"} <= set(listing)
+    assert "null-writable" in p.stdout and "Read-only file system" in p.stdout
+    opts = {ln.split()[4]: ln.split()[5] for ln in p.stdout.splitlines() if ln[:1].isdigit()}
+    assert opts["/dev"].split(",")[0] == "ro" and opts["/dev/pts"].split(",")[0] == "rw"

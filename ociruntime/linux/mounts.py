@@ -6,7 +6,7 @@ an O_PATH fd from paths.open_in_root, so a symlink planted in the rootfs can nev
 import errno
 import os
 import stat
-from ..record import record
+from ..record import record, replace
 
 from ..errors import ConfigError, SyscallError
 from . import syscalls as sc
@@ -139,6 +139,9 @@ def mount_one(rootfs: str, m, *, bundle: str, mount_label: str | None = None, cg
     opts = parse_options(m.options)
     dest = "/" + m.destination.lstrip("/")
     where = f"{rootfs.rstrip('/')}{dest}"
+    if opts.flags & sc.MS_RDONLY and os.path.normpath(dest) == "/dev":
+        # devices, links and the console are made in it first: rootfs.remount_dev_readonly() at the end (runc)
+        opts = replace(opts, flags=opts.flags & ~sc.MS_RDONLY)
     if opts.tmpcopyup and debug is not None:
         debug(f"mounts[{index}]: tmpcopyup is not implemented; {dest} starts empty")
     if m.type == "cgroup" and not opts.is_bind:
@@ -151,6 +154,15 @@ def mount_one(rootfs: str, m, *, bundle: str, mount_label: str | None = None, cg
         _propagate_and_setattr(target, opts, where)
     finally:
         os.close(target)
+
+
+def dev_is_readonly(mounts) -> bool:
+    """The last mounts[] entry on /dev asks for ro (it was mounted writable: mount_one)."""
+    ro = False
+    for m in mounts:
+        if os.path.normpath("/" + m.destination.lstrip("/")) == "/dev":
+            ro = bool(parse_options(m.options).flags & sc.MS_RDONLY)
+    return ro
 
 
 def _bind(rootfs, m, dest, where, opts, bundle, index) -> int:

@@ -158,6 +158,11 @@ def remount_root_readonly() -> None:
     _remount_ro("/", "/")
 
 
+def remount_dev_readonly() -> None:
+    """After pivot, once /dev is populated (devices, links, console): a /dev mount with `ro` turns read-only."""
+    _remount_ro("/dev", "/dev")
+
+
 def bind_console(pty_slave_path: str) -> None:
     """After pivot: /dev/console as an empty file with the pty slave bound on it."""
     fd = open_in_root("/", "/dev/console", create="file", mode=0o600)
