@@ -5,7 +5,7 @@ real devices is refused) or when mknod says EPERM, the host's node is bind-mount
 runc does. /dev/console is not made here: the console step binds the pty slave onto it.
 """
 import errno
-import os
+from .. import fastos as os
 import stat
 
 from ..errors import SyscallError

@@ -28,7 +28,7 @@ program (runtime/default profiles allow exec). A container holding CAP_SYS_PTRAC
 open /proc/<pid>/exe of a runtime process despite non-dumpable: that is no more protected here than in runc
 without its sealed binary.
 """
-import os
+from .. import fastos as os
 import struct
 
 from . import arch

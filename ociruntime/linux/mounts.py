@@ -4,7 +4,7 @@ Runs in the container's init, inside its new mount namespace, before pivot_root.
 an O_PATH fd from paths.open_in_root, so a symlink planted in the rootfs can never redirect a mount to the host.
 """
 import errno
-import os
+from .. import fastos as os
 import stat
 from ..record import record, replace
 

@@ -1,5 +1,5 @@
 """Namespaces: the table of types, joining existing ones by path (setns) and creating new ones (unshare)."""
-import os
+from .. import fastos as os
 
 from . import syscalls as sc
 from ..fastos import write_file

@@ -6,7 +6,7 @@ Resolution is done by openat2(RESOLVE_IN_ROOT) when the kernel has it; otherwise
 treats every symlink as relative to the rootfs and clamps `..` at the root, exactly as RESOLVE_IN_ROOT does.
 """
 import errno
-import os
+from .. import fastos as os
 import stat
 
 from ..errors import SyscallError

@@ -4,7 +4,7 @@ process.scheduler (sched_setattr), process.ioPriority, process.execCPUAffinity, 
 Each takes the raw sub-document as config.json has it; errors name the field, and say when the kernel lacks it.
 """
 import errno
-import os
+from .. import fastos as os
 
 from . import syscalls as sc
 from ..errors import ConfigError, SyscallError

@@ -2,7 +2,7 @@
 and the console bind. Runs in the container's init inside its new mount namespace; the order is init.py's.
 """
 import errno
-import os
+from .. import fastos as os
 import stat
 
 from ..errors import ConfigError, SyscallError

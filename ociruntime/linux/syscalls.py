@@ -2,13 +2,14 @@
 
 Only this module touches libc directly; callers never check return codes.
 """
-import ctypes
-import os
+import posix
 
+from .. import fastos as os
 from ..errors import SyscallError
 from . import arch
+from . import ffi as ctypes    # ctypes' types without `import ctypes` (~3 ms): see ffi.py
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_libc = ctypes.CDLL(None)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 
@@ -88,7 +89,11 @@ def _check(ret, call, target=""):
 
 
 def _b(path):
-    return None if path is None else os.fsencode(path)
+    """os.fsencode without importing os: str -> bytes (surrogateescape), bytes as they are."""
+    if path is None or isinstance(path, bytes):
+        return path
+    path = posix.fspath(path)
+    return path if isinstance(path, bytes) else path.encode("utf-8", "surrogateescape")
 
 
 def mount(source, target, fstype, flags=0, data=None):

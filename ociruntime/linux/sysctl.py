@@ -1,6 +1,6 @@
 """linux.sysctl: only keys namespaced for the container may be set (else they would change the host), written to
 /proc/sys inside the container's namespaces."""
-import os
+from .. import fastos as os
 
 from ..errors import ConfigError, SyscallError
 from ..fastos import write_file

@@ -6,7 +6,7 @@ away), keep-caps so the permitted set survives setresuid, groups before gid befo
 privilege the next one removes), then the capability sets proper, then keep-caps off again.
 """
 import errno
-import os
+from .. import fastos as os
 import stat
 
 from . import capabilities

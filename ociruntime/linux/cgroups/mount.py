@@ -9,7 +9,7 @@ v1: a tmpfs, then one directory per hierarchy (co-mounted controllers get symlin
 
 `dest` may be a /proc/self/fd/N magic link. A walk through such a link lands on the directory *under* anything
 mounted on it later, so after the tmpfs is mounted we reach it again from the parent directory by name."""
-import os
+from ... import fastos as os
 
 from .. import syscalls as sc
 from .common import CgroupError
