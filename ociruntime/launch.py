@@ -89,6 +89,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         os.mkfifo(st.fifo, 0o622)
         os.chmod(st.fifo, 0o622)     # not umask'd: init may already be a non-root user when it opens it
         mgr = _cgroup_manager(g, cfg, cid)
+        resources = cfg.linux.resources or {}
         if mgr is not None:
             # recorded BEFORE it is made: whenever create dies from here on (SIGKILL included), `delete --force`
             # finds in the state what may exist outside the state dir and removes whatever of it does
@@ -99,6 +100,9 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         if mgr is not None:          # made now, so the placement below starts right after fork
             undo.append(mgr.destroy)
             mgr.create()
+            # the device policy while the cgroups are empty: a v1 rewrite starts from `deny a`, and init, placed
+            # below, runs on (it opens /dev/ptmx, mknods /dev) while the other resources are written
+            mgr.set_devices(resources.get("devices"))
             step("cgroups made")
             fault("create:cgroups-made")
         console_fd = o.console_fd
@@ -140,7 +144,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
                 mgr.apply(init_pid)
                 step("init placed in the cgroups")
                 fault("create:placed")
-                mgr.set(cfg.linux.resources or {}, initial=True)   # initial: the device policy is always set
+                mgr.set({k: v for k, v in resources.items() if k != "devices"})   # devices: set above
                 step("cgroup resources set")
                 fault("create:resources-set")
             if cfg.linux.intel_rdt is not None:

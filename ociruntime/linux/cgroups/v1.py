@@ -286,11 +286,17 @@ class V1Manager(Manager):
         if r.get("unified"):
             raise CgroupError("linux.resources.unified: cgroup v1 does not support unified resources")
         if initial or r.get("devices") is not None:
-            _set_devices(self._dir("devices"), r.get("devices"))
+            self.set_devices(r.get("devices"))
         for ctrl, key, setter in SETTERS:
             section = r.get(key)
             if section:
                 setter(self._dir(ctrl), section)
+
+    def set_devices(self, devices) -> None:
+        """The device policy. v1 has no atomic swap: the rules are rewritten from `deny a`, and a process of the
+        cgroup that opens a device meanwhile gets EPERM (create's init opening /dev/ptmx did). So create calls
+        this while the cgroup is still empty; `update` leaves devices alone, as runc does."""
+        _set_devices(self._dir("devices"), devices)
 
     def destroy(self):
         for d in self._unique_dirs():

@@ -256,11 +256,15 @@ class V2Manager(Manager):
         r = resources or {}
         d = self._dir()
         if initial or r.get("devices") is not None:
-            from .devices_bpf import apply_rules
-            apply_rules(self.path, r.get("devices"))
+            self.set_devices(r.get("devices"))
         for key, setter in SETTERS:
             if r.get(key):
                 setter(d, r[key])
+
+    def set_devices(self, devices) -> None:
+        """The device policy: an eBPF program swapped in atomically (devices_bpf), never a moment without one."""
+        from .devices_bpf import apply_rules
+        apply_rules(self.path, devices)
 
     def destroy(self):
         rmdir_tree(self.path)
