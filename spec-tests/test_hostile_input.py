@@ -151,3 +151,18 @@ def test_a_rootfs_that_resolves_to_the_hosts_root_is_refused_up_front(runtime, b
     assert _one_line(p) == f"ociruntime: config.json: root.path: {tmp_path / 'hostroot'} is the host's / " \
                            "(a container needs its own root filesystem)"
     assert not os.path.exists(os.path.join(runtime.root, cid))
+
+
+# -- defect 6: --no-pivot must not leave the host's procfs/sysfs in reach ------------------------------------------
+
+def test_no_pivot_leaves_no_host_proc_that_lets_a_user_namespace_mount_proc(runtime, bundle, cid):
+    # the kernel lets a user namespace mount proc only where a full proc is visible already: with --no-pivot the
+    # host's /proc stayed under the chroot (runc unmounts it: "permission denied" there too)
+    os.makedirs(os.path.join(bundle.rootfs, "tmp", "p"), exist_ok=True)
+    os.chmod(os.path.join(bundle.rootfs, "tmp", "p"), 0o777)
+    bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    bundle.set_args("sh", "-c", "unshare -mrpf sh -c 'mount -t proc proc /tmp/p && echo MOUNTED || echo REFUSED' 2>&1")
+    p = runtime("run", "--no-pivot", "--bundle", bundle.write(), cid, check=False)
+    if "MOUNTED" not in p.stdout and "REFUSED" not in p.stdout:
+        pytest.skip(f"no user namespace for an unprivileged process here: {p.stdout.strip() or p.stderr.strip()}")
+    assert "REFUSED" in p.stdout, p.stdout

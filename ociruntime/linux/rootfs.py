@@ -73,6 +73,7 @@ def pivot(rootfs: str, no_pivot: bool = False) -> None:
     try:
         os.fchdir(new_root)
         if no_pivot:
+            _hide_host_proc_and_sys(rootfs)
             sc.mount(rootfs, "/", None, sc.MS_MOVE)
             os.chroot(".")
         else:
@@ -91,6 +92,35 @@ def pivot(rootfs: str, no_pivot: bool = False) -> None:
     finally:
         os.close(new_root)
     os.chdir("/")
+
+
+def _hide_host_proc_and_sys(rootfs: str) -> None:
+    """--no-pivot keeps the host's mounts under the chroot in the container's mount namespace. A full procfs or
+    sysfs among them lets a user namespace made inside mount a fresh proc (the kernel's mnt_already_visible test),
+    so, as runc's no-pivot path does, each one outside the rootfs is unmounted (made a slave first: nothing
+    propagates to the host), or covered with an empty tmpfs where the unmount is refused."""
+    root = os.path.realpath(rootfs).rstrip("/")
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            fstype = fields[fields.index("-") + 1]
+            mnt = _unescape(fields[4])
+            if fstype in ("proc", "sysfs") and fields[3] == "/" and mnt != root and not mnt.startswith(root + "/"):
+                found.append(mnt)
+    for mnt in reversed(found):      # deepest last in mountinfo: undo from the end
+        try:
+            sc.mount(None, mnt, None, sc.MS_SLAVE | sc.MS_REC)
+        except SyscallError as e:
+            if e.err in (errno.ENOENT, errno.EINVAL):
+                continue             # gone with a parent unmounted before it
+            raise
+        try:
+            sc.umount2(mnt, sc.MNT_DETACH)
+        except SyscallError as e:
+            if e.err not in (errno.EINVAL, errno.EPERM):
+                raise
+            _mount("tmpfs", mnt, "tmpfs", 0, None, where=mnt)
 
 
 def make_cwd(cwd: str) -> None:
