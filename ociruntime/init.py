@@ -220,7 +220,9 @@ def _stage2(a: InitArgs, step):
         step("14 prestart/createRuntime hooks run by the parent")
     if cfg.hooks.create_container:                               # 15
         from .linux import hooks
-        hooks.run_all("createContainer", cfg.hooks.create_container, _state(a, "creating"), _env(cfg.process))
+        # process.env as it is (runc: HOME is not known before pivot_root)
+        hooks.run_all("createContainer", cfg.hooks.create_container, _state(a, "creating"),
+                      dict(kv.partition("=")[::2] for kv in proc.env))
         step("15 createContainer hooks")
     fault("init:before-pivot")
     rootfs.pivot(cfg.root_path, bool(a.no_pivot))                # 16
@@ -228,7 +230,7 @@ def _stage2(a: InitArgs, step):
     step("16 pivot_root")
     if proc.terminal:                                            # 17
         from .linux import console
-        master, slave = console.open_pty(proc.console_size)
+        master, slave = console.open_pty(proc.console_size, clear_onlcr=bool(a.console_ours))
         console.send_master(a.console_fd, master)
         os.close(master)
         os.close(a.console_fd)
@@ -278,7 +280,7 @@ def _stage2(a: InitArgs, step):
     try:
         if cfg.hooks.start_container:                            # 28
             from .linux import hooks
-            hooks.run_all("startContainer", cfg.hooks.start_container, _state(a, "created"), _env(cfg.process))
+            hooks.run_all("startContainer", cfg.hooks.start_container, _state(a, "created"), env)
         if lx.seccomp and not early_seccomp:                     # 29
             _load_seccomp(a, lx.seccomp, listener)
         _restore_signals()
@@ -376,6 +378,7 @@ def _report_unknown_syscalls(a, seccomp_cfg, loaded: bool) -> None:
 
 def _switch_user(a, proc):
     from .linux import user
+    user.chown_stdio(proc.user.uid)
     user.switch(proc.user, proc.capabilities, debug=_note(a, "debug"), warn=_note(a, "warning"))
     user.apply_umask(proc.user)
 
@@ -588,7 +591,7 @@ def _exec_stage2(a: ExecArgs, step):
     lx = a.cfg.linux
     if proc.terminal:
         from .linux import console
-        master, slave = console.open_pty(proc.console_size)
+        master, slave = console.open_pty(proc.console_size, clear_onlcr=bool(a.console_ours))
         console.send_master(a.console_fd, master)
         os.close(master)
         os.close(a.console_fd)

@@ -12,12 +12,12 @@ class _Args:
 
 
 class InitArgs(_Args):
-    __slots__ = ("cfg", "cid", "sock", "fifo", "console_fd", "no_pivot", "no_new_keyring", "preserve_fds",
+    __slots__ = ("cfg", "cid", "sock", "fifo", "console_fd", "console_ours", "no_pivot", "no_new_keyring", "preserve_fds",
                  "cgroup_state", "debug", "fifo_w", "host_pid", "placed", "notes")
 
 
 class ExecArgs(_Args):
-    __slots__ = ("process", "init_pid", "sock", "console_fd", "preserve_fds", "listener", "cid", "cfg", "fifo_w",
+    __slots__ = ("process", "init_pid", "sock", "console_fd", "console_ours", "preserve_fds", "listener", "cid", "cfg", "fifo_w",
                  "host_pid", "debug", "notes", "exe")
 
 

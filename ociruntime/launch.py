@@ -116,6 +116,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
             from .linux import syscalls
             syscalls.set_child_subreaper()
         args = initargs.InitArgs(cfg=cfg, cid=cid, sock=child_sock, fifo=st.fifo, console_fd=console_fd,
+                                 console_ours=o.console_fd is not None,
                              no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
                              preserve_fds=_preserved_fds(o.preserve_fds or 0),
                              cgroup_state=mgr.to_state() if mgr else None, debug=g.debug)
@@ -290,6 +291,7 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
     if process.terminal and console_socket is None and console_fd is None:
         raise ConfigError("process.terminal", "is true but no --console-socket was given to receive the pty master")
     undo = []
+    console_ours = console_fd is not None       # run/exec in the foreground: their own end of the console socket
     try:
         if process.terminal and console_fd is None:
             from .linux import console
@@ -301,6 +303,7 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
         from .linux import syscalls
         syscalls.set_child_subreaper()   # always: the final process is our child until placed (no pid reuse)
         args = initargs.ExecArgs(process=process, init_pid=st.pid, sock=child_sock, console_fd=console_fd,
+                                 console_ours=console_ours,
                                  preserve_fds=_preserved_fds(preserve_fds or 0), cid=st.id, cfg=cfg_for_preload,
                                  debug=g.debug)
         step("ready to fork")

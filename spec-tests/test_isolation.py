@@ -296,6 +296,39 @@ def test_terminal_master_is_sent_to_the_console_socket(runtime, bundle, cid, tmp
     assert lines[1].startswith("88:")   # /dev/console is a bind of the pty slave (major 136 = 0x88)
 
 
+def test_terminal_belongs_to_the_process_user_and_foreground_output_keeps_plain_newlines(runtime, bundle, cid):
+    # runc 1.1.5 side by side: the pty is chowned to process.user.uid, its group stays devpts' gid=5 (tty), mode
+    # 0620; run/exec in the foreground clear onlcr on it, so the bytes that come out are "\n", not "\r\n"
+    bundle.config["process"]["terminal"] = True
+    bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    bundle.set_args("sh", "-c", "stat -c '%u %g %a' $(tty) /dev/console; sleep 30").write()
+    p = subprocess.Popen([runtime.exe, "--root", runtime.root, "run", "--bundle", bundle.path, cid],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = b""
+        while first.count(b"\n") < 2 and (chunk := os.read(p.stdout.fileno(), 64)):
+            first += chunk
+        runtime.wait_status(cid, "running")
+        out = runtime("exec", "-t", "--user", "1001:1001", cid, "sh", "-c", "stat -c '%u %g %a' $(tty); echo x")
+    finally:
+        runtime("kill", cid, "KILL", check=False)
+        p.communicate(timeout=10)
+    assert first == b"1000 5 620\n1000 5 620\n", first      # with onlcr: "...\r\n"
+    assert out.stdout == "1001 5 620\nx\n", out.stdout + out.stderr
+
+
+def test_stdio_belongs_to_the_process_user_as_in_runc(runtime, bundle, cid, tmp_path):
+    # runc's fixStdioPermissions: the caller's pipes and files too (a non-root process can reopen /dev/stdout),
+    # but not /dev/null, and the group is left alone
+    bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    bundle.set_args("sh", "-c", "stat -L -c '%u %g' /proc/self/fd/0 /proc/self/fd/1; echo again >> /dev/stdout").write()
+    with open(tmp_path / "out", "w+") as out:
+        subprocess.run([runtime.exe, "--root", runtime.root, "run", "--bundle", bundle.path, cid],
+                       stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE, check=True, timeout=30)
+        assert os.fstat(out.fileno()).st_uid == 1000
+    assert (tmp_path / "out").read_text() == "0 0\n1000 0\nagain\n"
+
+
 def test_terminal_without_console_socket_fails_create_cleanly(runtime, bundle, cid):
     bundle.config["process"]["terminal"] = True
     p = runtime("create", "--bundle", bundle.write(), cid, check=False)

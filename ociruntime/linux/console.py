@@ -13,8 +13,9 @@ TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
 
 
-def open_pty(console_size=None) -> tuple[int, str]:
-    """Open a new pty from the container's /dev/ptmx. Returns (master fd, slave path)."""
+def open_pty(console_size=None, clear_onlcr=False) -> tuple[int, str]:
+    """Open a new pty from the container's /dev/ptmx. Returns (master fd, slave path). clear_onlcr: for our own
+    foreground run/exec, as runc's: "\n" stays "\n" (set here, before the process can write anything)."""
     try:
         master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
@@ -25,6 +26,10 @@ def open_pty(console_size=None) -> tuple[int, str]:
     if console_size:
         h, w = console_size
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", h, w, 0, 0))
+    if clear_onlcr:
+        attrs = termios.tcgetattr(master)
+        attrs[1] &= ~termios.ONLCR
+        termios.tcsetattr(master, termios.TCSANOW, attrs)
     return master, f"/dev/pts/{n[0]}"
 
 

@@ -22,6 +22,11 @@ def proxy(master: int, pid: int) -> None:
     if os.isatty(stdin):
         saved = termios.tcgetattr(stdin)
         tty.setraw(stdin)
+        # keep output processing, as runc's host console does: the container's pty clears onlcr (its "\n" stays
+        # "\n", linux/console.py), so our terminal's own onlcr is what turns it into "\r\n" on the screen
+        raw = termios.tcgetattr(stdin)
+        raw[1] |= saved[1] & termios.OPOST
+        termios.tcsetattr(stdin, termios.TCSANOW, raw)
         _copy_winsize(master)
         signal.signal(signal.SIGWINCH, lambda *_: _copy_winsize(master))
     fds = [master, stdin]

@@ -15,6 +15,29 @@ from . import syscalls as sc
 _nolog = lambda msg: None  # noqa: E731
 
 
+def chown_stdio(uid: int) -> None:
+    """runc's fixStdioPermissions: stdin/stdout/stderr (the pty, or the caller's pipes and files) become the
+    process user's, so it can reopen them (/dev/stdout, /proc/self/fd/1); the group stays (devpts' gid=5: tty).
+    Not /dev/null, not what is already the user's; EINVAL/EPERM (ids unmapped in a user namespace) and EROFS
+    leave the fd as it is, as in runc."""
+    try:
+        null = os.stat("/dev/null").st_rdev
+    except OSError:
+        null = None
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue                                # closed: nothing to own
+        if st.st_uid == uid or (null is not None and stat.S_ISCHR(st.st_mode) and st.st_rdev == null):
+            continue
+        try:
+            os.fchown(fd, uid, -1)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
+                raise sc.SyscallError("fchown", f"stdio fd {fd} to process.user.uid {uid}", e.errno) from None
+
+
 def setgroups_allowed(proc_root="/proc") -> bool:
     """False when a user namespace was set up with setgroups 'deny' (then setgroups(2) fails with EPERM)."""
     try:
