@@ -59,7 +59,7 @@ def main(argv=None) -> int:
             sys.stdout.write(command_help(name, mod))
             return 0
         glob = Globals(root=g["root"], log=log, systemd_cgroup=bool(g["systemd_cgroup"]), debug=bool(g["debug"]),
-                       rootless=g["rootless"])
+                       rootless=g["rootless"], criu=g["criu"])
         return mod.run(glob, opts, args) or 0
     except UsageError as e:
         log.error(f"{e}" + ("" if "--help" in str(e) else " (see --help)"))

@@ -29,7 +29,8 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
      15  createContainer hooks            container namespaces, before pivot
      16  pivot_root (or move + chroot)
      16a process.cwd made when missing    0755, inside the new root, before the root can turn read-only (runc)
-     17  console                          pty from the container's ptmx, master to --console-socket
+     17  console                          pty from the container's ptmx, master to --console-socket; setsid
+                                          either way (runc: the session is the container's own)
      18  hostname, domainname, sysctl     sysctl before /proc/sys turns read-only
      19  masked and readonly paths        after every mount so mounts[] cannot undo them
      20  read-only /dev (a /dev mount with ro is mounted writable and populated first), read-only root
@@ -227,6 +228,7 @@ def _stage2(a: InitArgs, step):
     fault("init:before-pivot")
     rootfs.pivot(cfg.root_path, bool(a.no_pivot))                # 16
     rootfs.make_cwd(proc.cwd)                                    # 16a
+    rootfs.reopen_dev_null()     # stdio on the host's /dev/null: the container's own (runc; criu can dump it)
     step("16 pivot_root")
     if proc.terminal:                                            # 17
         from .linux import console
@@ -236,6 +238,8 @@ def _stage2(a: InitArgs, step):
         os.close(a.console_fd)
         console.become_session_leader_on(slave)
         rootfs.bind_console(slave)
+    else:
+        os.setsid()      # runc: a session of its own, inside the container (criu refuses a session from outside)
     if cfg.hostname is not None and lx.namespace("uts"):         # 18
         sc.sethostname(cfg.hostname)
     if cfg.domainname is not None and lx.namespace("uts"):
@@ -596,6 +600,8 @@ def _exec_stage2(a: ExecArgs, step):
         os.close(master)
         os.close(a.console_fd)
         console.become_session_leader_on(slave)
+    else:
+        os.setsid()
     _process_attributes(proc, _NoLinux)
     if proc.exec_cpu_affinity:       # "final": we are in the container's cgroups now ("initial" was set by the parent)
         from .linux import procattrs

@@ -176,12 +176,17 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         step.done()
         return st
     except BaseException:
-        for fn in reversed(undo):
-            try:
-                fn()
-            except Exception:  # noqa: BLE001 — best effort; the original error is what the user needs
-                pass
+        rollback(undo)
         raise
+
+
+def rollback(undo) -> None:
+    """Run the undo list, last first, each best effort: the original error is what the user needs."""
+    for fn in reversed(undo):
+        try:
+            fn()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 class Interrupted(RuntimeErr):
@@ -217,16 +222,21 @@ def _serve(sock, pid, cfg, cid, bundle, undo, place, log) -> int:
                 moved = _or_child_error(sock, lambda: netdevices.move_all(cfg.linux.net_devices, init_pid))
                 undo.append(moved.give_back)    # a failed create gives the devices back (delete does not: spec)
         elif tag == sync.HOOKS:
-            from .linux import hooks
-            state = hooks.state_doc(cid, "creating", init_pid, bundle, cfg.annotations)
-            hooks.run_all("prestart", cfg.hooks.prestart, state)
-            hooks.run_all("createRuntime", cfg.hooks.create_runtime, state)
+            creation_hooks(cfg, cid, init_pid, bundle)
             log.debug("create: prestart and createRuntime hooks run")
             sync.send(sock, sync.GO)
         else:
             if moved is not None:
                 moved.release()          # init waits on the FIFO now: its own reference keeps the namespace
             return init_pid
+
+
+def creation_hooks(cfg, cid: str, pid: int, bundle: str) -> None:
+    """prestart then createRuntime, in the runtime's namespaces, the container `creating` (create and restore)."""
+    from .linux import hooks
+    state = hooks.state_doc(cid, "creating", pid, bundle, cfg.annotations)
+    hooks.run_all("prestart", cfg.hooks.prestart, state)
+    hooks.run_all("createRuntime", cfg.hooks.create_runtime, state)
 
 
 def _warm_up(mgr, pid: int) -> None:
@@ -361,11 +371,7 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
         step.done()
         return exec_pid
     except BaseException:
-        for fn in reversed(undo):
-            try:
-                fn()
-            except Exception:  # noqa: BLE001
-                pass
+        rollback(undo)
         raise
 
 

@@ -183,3 +183,22 @@ def make_id(runtime):
         runtime.ids.append(c)
         return c
     return _make
+
+
+def console_listener(path):
+    """A --console-socket at path: (server socket, its thread, dict that gets "fd", the pty master received)."""
+    import socket
+    import threading
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    got = {}
+
+    def serve():
+        conn, _ = srv.accept()
+        _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+        got["fd"] = fds[0]
+        conn.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return srv, t, got

@@ -4,11 +4,10 @@ import json
 import os
 import socket
 import subprocess
-import threading
 
 import pytest
 
-from conftest import EXE
+from conftest import EXE, console_listener
 
 ALL_NS = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 
@@ -262,18 +261,7 @@ def test_terminal_master_is_sent_to_the_console_socket(runtime, bundle, cid, tmp
     if dev_ro:       # /dev/console is made in a read-only /dev before it turns read-only (runc)
         next(m for m in bundle.config["mounts"] if m["destination"] == "/dev")["options"].append("ro")
     sock_path = str(tmp_path / "console.sock")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(sock_path)
-    srv.listen(1)
-    got = {}
-
-    def serve():
-        conn, _ = srv.accept()
-        _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
-        got["fd"] = fds[0]
-        conn.close()
-    t = threading.Thread(target=serve)
-    t.start()
+    srv, t, got = console_listener(sock_path)
     bundle.config["process"]["terminal"] = True
     bundle.set_args("sh", "-c", "tty; stat -c %t:%T /dev/console; echo done").write()
     runtime("create", "--bundle", bundle.path, "--console-socket", sock_path, cid)

@@ -17,8 +17,8 @@ from ..errors import RuntimeErr
 
 COMMANDS = ("checkpoint create delete events exec features kill list pause ps restore resume run spec start "
             "state update").split()
-IMPLEMENTED = ("create delete events exec features kill list pause ps resume run spec start state update "
-               "validate").split()
+IMPLEMENTED = ("checkpoint create delete events exec features kill list pause ps restore resume run spec start state "
+               "update validate").split()
 
 
 class Opt:
@@ -38,10 +38,11 @@ class Opt:
 class Globals:
     """The global flags, as every command sees them."""
 
-    __slots__ = ("root", "log", "systemd_cgroup", "debug", "rootless")
+    __slots__ = ("root", "log", "systemd_cgroup", "debug", "rootless", "criu")
 
-    def __init__(self, root, log, systemd_cgroup=False, debug=False, rootless="auto"):
+    def __init__(self, root, log, systemd_cgroup=False, debug=False, rootless="auto", criu="criu"):
         self.root, self.log, self.systemd_cgroup, self.debug, self.rootless = root, log, systemd_cgroup, debug, rootless
+        self.criu = criu
 
 
 class UsageError(RuntimeErr):
@@ -54,7 +55,7 @@ GLOBAL_OPTIONS = (
     Opt("--log-format", value="FORMAT", default="text", help="set the log format ('text' (default), or 'json')"),
     Opt("--debug", help="enable debug logging"),
     Opt("--systemd-cgroup", help="enable systemd cgroup support (expects cgroupsPath slice:prefix:name)"),
-    Opt("--criu", value="PATH", default="criu", help="accepted for runc compatibility; checkpoint is unsupported"),
+    Opt("--criu", value="PATH", default="criu", help="path to the criu binary used for checkpoint and restore"),
     Opt("--rootless", value="VALUE", default="auto", help="ignore cgroup permission errors ('true', 'false', 'auto')"),
     Opt("--help", "-h", help="show help"),
     Opt("--version", "-v", help="print the version"),

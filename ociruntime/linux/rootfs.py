@@ -142,6 +142,29 @@ def make_cwd(cwd: str) -> None:
         os.umask(old)
 
 
+def reopen_dev_null() -> None:
+    """After pivot: stdio that is the host's /dev/null becomes the container's own /dev/null (runc's
+    reOpenDevNull). The same device, but a file of the container's mounts: criu can checkpoint it."""
+    try:
+        null = os.stat("/dev/null")
+    except OSError:
+        return
+    if not stat.S_ISCHR(null.st_mode):
+        return
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if st.st_rdev == null.st_rdev and stat.S_ISCHR(st.st_mode) and \
+                (st.st_dev, st.st_ino) != (null.st_dev, null.st_ino):
+            new = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+            try:
+                os.dup2(new, fd)
+            finally:
+                os.close(new)
+
+
 def finish_propagation(propagation: str | None) -> None:
     """After pivot and every mount of ours (masks, readonly paths, console binds: an unbindable "/" would refuse
     them): the configured rootfsPropagation on the new "/" and everything under it. Unset: rslave, from prepare()."""
