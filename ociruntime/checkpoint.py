@@ -245,9 +245,11 @@ def restore(g, cid: str, o: Options, criu_path: str, *, console_fd=None) -> "obj
     launch._interrupt_into_rollback()
     try:
         mgr = launch._cgroup_manager(g, cfg, cid)
+        resources = cfg.linux.resources or {}
         if mgr is not None:
             undo.append(mgr.destroy)
             mgr.create()
+            mgr.set_devices(resources.get("devices"))   # while the cgroups are empty, as create does
             st.facts["cgroup"] = mgr.to_state()
         st.save()
         opts, fds, log_path = _common_opts(o, cfg, "restore.log")
@@ -274,7 +276,7 @@ def restore(g, cid: str, o: Options, criu_path: str, *, console_fd=None) -> "obj
             if mgr is None:
                 return
             mgr.apply(criu_pid)
-            mgr.set(cfg.linux.resources or {}, initial=True)
+            mgr.set({k: v for k, v in resources.items() if k != "devices"})
             opts["cg_root"] = _cgroup_roots(criu_pid)
 
         def notify(script, pid, got):
