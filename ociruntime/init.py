@@ -222,7 +222,7 @@ def _stage2(a: InitArgs, step):
     if cfg.hooks.create_container:                               # 15
         from .linux import hooks
         # process.env as it is (runc: HOME is not known before pivot_root)
-        hooks.run_all("createContainer", cfg.hooks.create_container, _state(a, "creating"),
+        hooks.run_all("createContainer", cfg.hooks.create_container, _state(a, "creating", os.getpid()),
                       dict(kv.partition("=")[::2] for kv in proc.env))
         step("15 createContainer hooks")
     fault("init:before-pivot")
@@ -284,7 +284,7 @@ def _stage2(a: InitArgs, step):
     try:
         if cfg.hooks.start_container:                            # 28
             from .linux import hooks
-            hooks.run_all("startContainer", cfg.hooks.start_container, _state(a, "created"), env)
+            hooks.run_all("startContainer", cfg.hooks.start_container, _state(a, "created", os.getpid()), env)
         if lx.seccomp and not early_seccomp:                     # 29
             _load_seccomp(a, lx.seccomp, listener)
         _restore_signals()
@@ -430,9 +430,11 @@ def _lookup(proc, env: dict) -> str:
     raise RuntimeErr(f'exec: process.args[0] "{name}": executable file not found in $PATH')
 
 
-def _state(a, status: str) -> dict:
+def _state(a, status: str, pid: int = 0) -> dict:
+    """The state document; pid: the runtime's view unless given (runtime.md: hooks that run in the container's
+    namespaces see the pid as the container sees it, as runc's do)."""
     from . import SPEC_VERSION
-    st = {"ociVersion": SPEC_VERSION, "id": a.cid, "status": status, "pid": a.host_pid or _host_pid(),
+    st = {"ociVersion": SPEC_VERSION, "id": a.cid, "status": status, "pid": pid or a.host_pid or _host_pid(),
           "bundle": a.cfg.bundle}
     if a.cfg.annotations:
         st["annotations"] = a.cfg.annotations
