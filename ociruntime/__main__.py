@@ -22,7 +22,8 @@ def _command(name: str):
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     from . import SPEC_VERSION, __version__
-    from .cli import GLOBAL_OPTIONS, IMPLEMENTED, Globals, Opt, UsageError, command_help, format_options, parse
+    from .cli import (GLOBAL_OPTIONS, IMPLEMENTED, Globals, Opt, UsageError, command_help, default_root,
+                      format_options, parse)
     from .errors import INTERNAL, RuntimeErr, describe
     from .log import Logger
 
@@ -58,8 +59,8 @@ def main(argv=None) -> int:
         if opts["help"]:
             sys.stdout.write(command_help(name, mod))
             return 0
-        glob = Globals(root=g["root"], log=log, systemd_cgroup=bool(g["systemd_cgroup"]), debug=bool(g["debug"]),
-                       rootless=g["rootless"], criu=g["criu"])
+        glob = Globals(root=g["root"] or default_root(), log=log, systemd_cgroup=bool(g["systemd_cgroup"]),
+                       debug=bool(g["debug"]), rootless=g["rootless"], criu=g["criu"])
         return mod.run(glob, opts, args) or 0
     except UsageError as e:
         log.error(f"{e}" + ("" if "--help" in str(e) else " (see --help)"))

@@ -146,8 +146,13 @@ def _stage1(a: InitArgs):
     userns = lx.namespace("user")
     if userns and not userns.path:                               # 4
         sc.unshare(sc.CLONE_NEWUSER)
+        rootless = os.geteuid() != 0     # an unprivileged parent can open /proc/PID/uid_map of a dumpable child only
+        if rootless:                     # (runc too); nothing of the container runs yet
+            sc.set_dumpable(True)
         sync.send(a.sock, sync.MAPS)
         sync.expect(a.sock, sync.GO)
+        if rootless:
+            sc.set_dumpable(False)
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
         step("4 user namespace made, id maps written by the parent")
@@ -303,7 +308,10 @@ def _prepare_exec(a, proc, lx, err_fd: int):
     from .linux import dmz
     if proc.selinux_label:
         return None
-    return dmz.prepare(err_fd, proc.user.uid, proc.user.gid, chmod=not lx.seccomp)
+    uid, gid = proc.user.uid, proc.user.gid
+    if os.geteuid() != 0:        # rootless exec, before joining the user namespace: only one's own ids can own it
+        uid, gid = os.geteuid(), os.getegid()      # (the program's chmod of itself is best effort)
+    return dmz.prepare(err_fd, uid, gid, chmod=not lx.seccomp)
 
 
 def _exec_program(exe, err_fd: int, argv0: str, proc, env: dict):
@@ -321,18 +329,31 @@ def _load_seccomp(a, cfg, listener):
 
 
 def _cgroup_mounter(a):
-    if not a.cgroup_state:
-        return None
+    state = a.cgroup_state
+    if not state:
+        if not a.cfg.linux.namespace("user"):
+            return None
+        state = _own_cgroup_state()   # rootless without a cgroup of its own: bind the ones init is in (runc)
     ns = a.cfg.linux.namespace("cgroup")
 
     def mount(dest, options):
-        if ns and not ns.path and a.cgroup_state.get("version") == "v2":
+        if ns and not ns.path and state.get("version") == "v2":
             _await_placement(a)      # a fresh cgroup2 mount in the new cgroup namespace (v1 binds: mount.py)
         from .linux import cgroups
         cgroups.mount_cgroup(dest, read_only=bool(options.flags & sc.MS_RDONLY), cgroupns=ns is not None,
-                             joined_ns=bool(ns and ns.path), manager_state=a.cgroup_state,
+                             joined_ns=bool(ns and ns.path), manager_state=state,
                              flags=options.flags & ~sc.MS_RDONLY)
     return mount
+
+
+def _own_cgroup_state() -> dict:
+    """The cgroups this process is in, as a manager state for the `cgroup` mount only (never stored or written)."""
+    from .linux import cgroups
+    if cgroups.detect() == "v2":
+        from .linux.cgroups.v2 import V2Manager
+        return V2Manager.for_path(".").to_state()
+    from .linux.cgroups.v1 import V1Manager
+    return V1Manager.for_path(".").to_state()
 
 
 def _process_attributes(proc, lx):

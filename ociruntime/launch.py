@@ -245,7 +245,7 @@ def _warm_up(mgr, pid: int) -> None:
     placing init (on PID) shares it. Best effort: init is placed by its own write either way."""
     from .linux.cgroups import CgroupError
     try:
-        mgr.apply(pid)
+        mgr.warm_up(pid)
     except (OSError, CgroupError):   # not Interrupted: SIGTERM during this write must still roll back
         pass
 
@@ -262,7 +262,13 @@ def _or_child_error(sock, fn):
 
 def _cgroup_manager(g, cfg, cid):
     from .linux import cgroups
-    return cgroups.manager_for(cfg.linux.cgroups_path, cid, systemd=g.systemd_cgroup, log=g.log.debug)
+    mgr = cgroups.manager_for(cfg.linux.cgroups_path, cid, systemd=g.systemd_cgroup, log=g.log.debug)
+    if g.rootless != "false" and (g.rootless != "auto" or os.geteuid() != 0):
+        from .linux import rootless
+        if rootless.enabled(g):
+            rootless.check_config(cfg)
+            return rootless.cgroup_manager(mgr, cfg, g.log.debug)
+    return mgr
 
 
 def _kill_and_reap(pid: int, init_pid: int):

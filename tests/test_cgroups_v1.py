@@ -119,8 +119,9 @@ def test_relative_path_cannot_climb_above_own_cgroup():
 
 
 def test_systemd_driver_is_a_clear_error():
-    with pytest.raises(SystemdCgroupUnavailable, match="systemd cgroup driver is not available"):
-        cgroups.manager_for("system.slice:runc:x", "x", systemd=True)
+    if not os.path.isdir("/run/systemd/system"):
+        with pytest.raises(SystemdCgroupUnavailable, match="systemd is not running on this host"):
+            cgroups.manager_for("system.slice:runc:x", "x", systemd=True)
     with pytest.raises(SystemdCgroupUnavailable, match="slice:prefix:name"):
         cgroups.manager_for("/not/systemd", "x", systemd=True)
 

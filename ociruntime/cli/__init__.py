@@ -45,12 +45,23 @@ class Globals:
         self.criu = criu
 
 
+def default_root() -> str:
+    """runc's rule: a non-root user with $XDG_RUNTIME_DIR keeps its state there (runc: $XDG_RUNTIME_DIR/runc)."""
+    from .. import fastos as os
+    if os.geteuid() != 0:
+        xdg = os.getenv("XDG_RUNTIME_DIR")
+        if xdg:
+            return xdg.rstrip("/") + "/ociruntime"
+    return "/run/ociruntime"
+
+
 class UsageError(RuntimeErr):
     pass
 
 
 GLOBAL_OPTIONS = (
-    Opt("--root", value="DIR", default="/run/ociruntime", help="root directory for storage of container state"),
+    Opt("--root", value="DIR", default=None, help="root directory for storage of container state (default: "
+        "/run/ociruntime, or $XDG_RUNTIME_DIR/ociruntime for a non-root user)"),
     Opt("--log", value="FILE", default="", help="set the log file to write ociruntime logs to (default is stderr)"),
     Opt("--log-format", value="FORMAT", default="text", help="set the log format ('text' (default), or 'json')"),
     Opt("--debug", help="enable debug logging"),

@@ -28,7 +28,7 @@ def features() -> dict:
         "linux": {
             "namespaces": list(NAMESPACE_TYPES),
             "capabilities": list(capabilities.NAMES),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": True, "rdma": True},
             "seccomp": {"enabled": sc_enabled, "actions": sorted(seccomp.ACTIONS),
                         "operators": sorted(seccomp.OPERATORS), "archs": sorted(seccomp.ARCHES),
                         "knownFlags": known_flags, "supportedFlags": known_flags if sc_enabled else []},

@@ -48,7 +48,6 @@ def default_spec(rootless: bool = False, uid: int = 0, gid: int = 0) -> dict:
         lx["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
         lx["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
         del lx["resources"]
-        spec["mounts"] = [m for m in spec["mounts"] if m["destination"] != "/sys/fs/cgroup"]
         for m in spec["mounts"]:
             if m["destination"] == "/sys":
                 m.update(type="none", source="/sys", options=["rbind", "nosuid", "noexec", "nodev", "ro"])

@@ -46,6 +46,10 @@ def new_flags(namespaces, exclude=("user",)) -> int:
 
 def write_id_maps(pid: int, uid_mappings, gid_mappings, deny_setgroups: bool = False) -> None:
     """Parent side: write /proc/<pid>/{uid,gid}_map for a child that made a new user namespace."""
+    if os.geteuid() != 0:            # rootless: own ids directly, more through newuidmap/newgidmap
+        from . import rootless
+        return rootless.write_id_maps(pid, uid_mappings, gid_mappings)
+
     def fmt(maps):
         return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps).encode()
     if deny_setgroups:

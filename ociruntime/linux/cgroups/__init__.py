@@ -30,7 +30,7 @@ def manager_for(cgroups_path: str | None, container_id: str, *, systemd: bool = 
     """The manager for a new container's cgroup (nothing is created until .create())."""
     if systemd:
         from .systemd import manager_for as systemd_manager
-        return systemd_manager(cgroups_path, container_id)
+        return systemd_manager(cgroups_path, container_id, log)
     from .common import clean_path
     inner = clean_path(cgroups_path) if cgroups_path else container_id
     if inner in ("", "/", "."):
@@ -44,6 +44,9 @@ def manager_for(cgroups_path: str | None, container_id: str, *, systemd: bool = 
 
 def manager_from_state(d: dict, log=None):
     """Rebuild a manager from Manager.to_state() (stored in the container's state)."""
+    if d.get("systemd"):
+        from .systemd import SystemdManager
+        return SystemdManager.from_state(d, log)
     if d.get("version") == "v2":
         from .v2 import V2Manager
         return V2Manager.from_state(d, log)

@@ -246,6 +246,7 @@ class Manager:
     and by later commands: m = manager_from_state(state["cgroup"]); m.freeze() / m.pids() / m.destroy()."""
 
     version = ""
+    skip_devices = False     # rootless: no device policy (neither devices.allow nor a BPF program is allowed)
 
     def __init__(self, log=None):
         self.log = log
@@ -261,6 +262,11 @@ class Manager:
 
     def to_state(self) -> dict:
         raise NotImplementedError
+
+    def warm_up(self, pid: int):
+        """Place a process that is about to fork the one apply() gets (see launch._warm_up); the systemd driver
+        starts its unit with init's pid instead."""
+        self.apply(pid)
 
     def check_usable(self):
         """runtime.md allows refusing an unfit cgroup: a frozen one would hang the container (runc refuses it);

@@ -296,6 +296,8 @@ class V1Manager(Manager):
         """The device policy. v1 has no atomic swap: the rules are rewritten from `deny a`, and a process of the
         cgroup that opens a device meanwhile gets EPERM (create's init opening /dev/ptmx did). So create calls
         this while the cgroup is still empty; `update` leaves devices alone, as runc does."""
+        if self.skip_devices:
+            return
         _set_devices(self._dir("devices"), devices)
 
     def destroy(self):

@@ -263,6 +263,8 @@ class V2Manager(Manager):
 
     def set_devices(self, devices) -> None:
         """The device policy: an eBPF program swapped in atomically (devices_bpf), never a moment without one."""
+        if self.skip_devices:
+            return
         from .devices_bpf import apply_rules
         apply_rules(self.path, devices)
 

@@ -1,0 +1,265 @@
+"""Rootless containers, as an unprivileged user, ociruntime and runc side by side (every test runs once per runtime,
+runc 1.1.5 being the control): the state under $XDG_RUNTIME_DIR, a user namespace with the user's own ids (no
+helper) or several ranges (newuidmap/newgidmap), create/start/exec/kill/delete/run, and what cannot work without
+privileges failing clearly (resources on a host whose cgroups the user cannot write; no user namespace).
+
+The session makes a throw-away user (useradd, with /etc/subuid and /etc/subgid ranges) and removes it at the end. It
+skips when not root, when useradd or unprivileged user namespaces are missing; the multi-range test skips without
+newuidmap (Debian package uidmap). On a cgroup v1 host (this one) cgroups are skipped, as runc skips them.
+"""
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+
+from conftest import BASE_BUNDLE, EXE, reap
+
+RUNC = shutil.which("runc") or "/usr/sbin/runc"
+RUNTIMES = [EXE] + ([RUNC] if os.path.exists(RUNC) else [])
+STATE_DIR = {EXE: "ociruntime", RUNC: "runc"}
+
+
+def _sub_range(path: str, name: str):
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.strip().split(":")
+                if len(parts) == 3 and parts[0] == name:
+                    return int(parts[1]), int(parts[2])
+    except OSError:
+        pass
+    return None
+
+
+@pytest.fixture(scope="session")
+def user():
+    """A fresh unprivileged user (uid, gid, name), removed with its subordinate ranges at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("makes a test user: needs root")
+    if not shutil.which("useradd") or not shutil.which("userdel"):
+        pytest.skip("useradd/userdel are missing (Debian package passwd)")
+    name = f"ocirl{uuid.uuid4().hex[:6]}"
+    p = subprocess.run(["useradd", "-M", "-N", "-s", "/bin/sh", name], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"useradd {name}: {p.stderr.strip()}")
+    try:
+        pw = pwd.getpwnam(name)
+        if not _sub_range("/etc/subuid", name) and shutil.which("usermod"):
+            start = 200000 + (pw.pw_uid % 1000) * 65536
+            subprocess.run(["usermod", "--add-subuids", f"{start}-{start + 65535}",
+                            "--add-subgids", f"{start}-{start + 65535}", name], capture_output=True)
+        probe = subprocess.run(["unshare", "-U", "true"], user=pw.pw_uid, group=pw.pw_gid, extra_groups=[],
+                               capture_output=True, text=True)
+        if probe.returncode != 0:
+            pytest.skip(f"unprivileged user namespaces are not available: {probe.stderr.strip()}")
+        yield pw.pw_uid, pw.pw_gid, name
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
+        for f in ("/etc/subuid", "/etc/subgid"):     # older userdel keeps the ranges
+            if _sub_range(f, name):
+                subprocess.run(["sed", "-i", f"/^{name}:/d", f], capture_output=True)
+
+
+class UserRuntime:
+    """A runtime run as the test user, with XDG_RUNTIME_DIR set and no --root (runc's default for a user)."""
+
+    def __init__(self, exe, user, work):
+        self.exe, (self.uid, self.gid, self.name), self.work = exe, user, work
+        self.xdg = os.path.join(work, "xdg")
+        os.mkdir(self.xdg, 0o700)
+        os.chown(self.xdg, self.uid, self.gid)
+        self.ids = []
+
+    @property
+    def root(self):
+        return os.path.join(self.xdg, STATE_DIR[self.exe])
+
+    def __call__(self, *args, check=True, timeout=30):
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": self.work, "XDG_RUNTIME_DIR": self.xdg,
+               "USER": self.name}
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            p = subprocess.run([self.exe, *args], stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True,
+                               timeout=timeout, env=env, cwd=self.work, user=self.uid, group=self.gid,
+                               extra_groups=[])
+            out.seek(0)
+            err.seek(0)
+            p.stdout, p.stderr = out.read(), err.read()
+        if check and p.returncode != 0:
+            raise AssertionError(f"{os.path.basename(self.exe)} {' '.join(args)} -> {p.returncode}\n"
+                                 f"{p.stdout}{p.stderr}")
+        return p
+
+    def new_id(self):
+        c = f"r{uuid.uuid4().hex[:8]}"
+        self.ids.append(c)
+        return c
+
+    def state(self, cid):
+        return json.loads(self("state", cid).stdout)
+
+    def wait_status(self, cid, want, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.state(cid)["status"] == want:
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"{cid} never became {want}")
+
+    def spec(self) -> dict:
+        d = tempfile.mkdtemp(dir=self.work)
+        os.chown(d, self.uid, self.gid)
+        self("spec", "--rootless", "--bundle", d)
+        with open(os.path.join(d, "config.json")) as f:
+            return json.load(f)
+
+    def bundle(self, *args, config=None) -> str:
+        """A busybox bundle owned by the user, from `spec --rootless` of this runtime."""
+        b = tempfile.mkdtemp(dir=self.work)
+        shutil.copytree(os.path.join(BASE_BUNDLE, "rootfs"), os.path.join(b, "rootfs"), symlinks=True)
+        cfg = config or self.spec()
+        cfg["process"]["terminal"] = False
+        cfg["process"]["args"] = list(args)
+        cfg["root"]["readonly"] = False
+        with open(os.path.join(b, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        subprocess.run(["chown", "-R", f"{self.uid}:{self.gid}", b], check=True)
+        return b
+
+    def cleanup(self):
+        for cid in self.ids:
+            self("delete", "--force", cid, check=False)
+        reap()
+        left = os.listdir(self.root) if os.path.isdir(self.root) else []
+        assert not left, f"state left under {self.root}: {left}"
+
+
+@pytest.fixture(params=RUNTIMES, ids=[os.path.basename(r) for r in RUNTIMES])
+def rt(request, user):
+    work = tempfile.mkdtemp(prefix="ocirl-")
+    os.chmod(work, 0o755)
+    os.chown(work, user[0], user[1])
+    r = UserRuntime(request.param, user, work)
+    try:
+        yield r
+        r.cleanup()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_spec_rootless_maps_the_user_and_drops_what_needs_root(rt, user):
+    cfg = rt.spec()
+    lx = cfg["linux"]
+    assert {"type": "user"} in lx["namespaces"]
+    assert "network" not in [n["type"] for n in lx["namespaces"]]
+    assert lx["uidMappings"] == [{"containerID": 0, "hostID": user[0], "size": 1}]
+    assert lx["gidMappings"] == [{"containerID": 0, "hostID": user[1], "size": 1}]
+    assert "resources" not in lx
+    sys_mount = next(m for m in cfg["mounts"] if m["destination"] == "/sys")
+    assert sys_mount["source"] == "/sys" and "rbind" in sys_mount["options"]
+    assert not [o for m in cfg["mounts"] for o in m.get("options", []) if o.startswith(("gid=", "uid="))]
+
+
+def test_spec_rootless_has_runcs_mounts_and_namespaces(user):
+    if RUNC not in RUNTIMES:
+        pytest.skip("runc is not installed")
+    work = tempfile.mkdtemp(prefix="ocirl-")
+    os.chmod(work, 0o755)
+    os.chown(work, user[0], user[1])
+    try:
+        ours = UserRuntime(EXE, user, work).spec()
+        os.rename(os.path.join(work, "xdg"), os.path.join(work, "xdg-ours"))
+        theirs = UserRuntime(RUNC, user, work).spec()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for key in ("mounts", "process"):
+        assert ours[key] == theirs[key] or key == "process", key
+    assert ours["linux"]["uidMappings"] == theirs["linux"]["uidMappings"]
+    assert ours["linux"]["gidMappings"] == theirs["linux"]["gidMappings"]
+    assert [n for n in ours["linux"]["namespaces"] if n["type"] != "cgroup"] == theirs["linux"]["namespaces"]
+    assert ours["process"]["user"] == theirs["process"]["user"]
+
+
+def test_create_start_exec_kill_delete_as_a_user(rt, user):
+    cid = rt.new_id()
+    b = rt.bundle("sleep", "300")
+    rt("create", "--bundle", b, cid)
+    assert os.path.isdir(os.path.join(rt.root, cid)), "state is kept under $XDG_RUNTIME_DIR"
+    assert rt.state(cid)["status"] == "created"
+    rt("start", cid)
+    assert rt.state(cid)["status"] == "running"
+    pid = rt.state(cid)["pid"]
+    assert os.stat(f"/proc/{pid}").st_uid == user[0], "the container runs as the user on the host"
+    out = rt("exec", cid, "sh", "-c", "id -u; cat /proc/self/uid_map").stdout.split()
+    assert out == ["0", "0", str(user[0]), "1"]
+    rt("kill", cid, "KILL")
+    rt.wait_status(cid, "stopped")
+    rt("delete", cid)
+    reap()
+    assert not os.path.exists(os.path.join(rt.root, cid))
+
+
+def test_run_passes_the_exit_status_and_denies_setgroups(rt):
+    cid = rt.new_id()
+    b = rt.bundle("sh", "-c", "cat /proc/self/setgroups; exit 7")
+    p = rt("run", "--bundle", b, cid, check=False)
+    reap()
+    assert p.returncode == 7, p.stderr
+    assert p.stdout.split() == ["deny"]      # one's own gid alone: the kernel wants setgroups denied first
+
+
+def test_several_ranges_are_mapped_through_newuidmap(rt, user):
+    if not shutil.which("newuidmap") or not shutil.which("newgidmap"):
+        pytest.skip("newuidmap/newgidmap are missing (Debian package uidmap)")
+    sub_u, sub_g = _sub_range("/etc/subuid", user[2]), _sub_range("/etc/subgid", user[2])
+    if not sub_u or not sub_g:
+        pytest.skip(f"no /etc/subuid or /etc/subgid range for {user[2]}")
+    cfg = rt.spec()
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": user[0], "size": 1},
+                                   {"containerID": 1, "hostID": sub_u[0], "size": 1000}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": user[1], "size": 1},
+                                   {"containerID": 1, "hostID": sub_g[0], "size": 1000}]
+    for caps in ("bounding", "effective", "permitted"):
+        cfg["process"]["capabilities"][caps].append("CAP_CHOWN")
+    cid = rt.new_id()
+    b = rt.bundle("sh", "-c", "cat /proc/self/uid_map; touch /f; chown 100:100 /f; stat -c %u /f", config=cfg)
+    p = rt("run", "--bundle", b, cid)
+    reap()
+    assert p.stdout.split() == ["0", str(user[0]), "1", "1", str(sub_u[0]), "1000", "100"]
+    assert os.stat(os.path.join(b, "rootfs", "f")).st_uid == sub_u[0] + 99    # container 100 = host sub+99
+
+
+def test_resources_fail_clearly_where_cgroups_are_not_writable(rt):
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        pytest.skip("cgroup v2: whether the user's cgroup is delegated decides; this host case is v1")
+    cfg = rt.spec()
+    cfg["linux"]["resources"] = {"memory": {"limit": 64 << 20}}
+    cid = rt.new_id()
+    b = rt.bundle("true", config=cfg)
+    p = rt("run", "--bundle", b, cid, check=False)
+    reap()
+    assert p.returncode != 0
+    if rt.exe == EXE:
+        assert "linux.resources.memory" in p.stderr and "rootless" in p.stderr, p.stderr
+    else:
+        assert "cannot set memory limit" in p.stderr, p.stderr
+    assert not rt("list", "-q").stdout.split()
+
+
+def test_without_a_user_namespace_it_is_refused(rt):
+    cfg = rt.spec()
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] not in ("user", "uts")]
+    cfg.pop("hostname", None)
+    cfg["linux"].pop("uidMappings")
+    cfg["linux"].pop("gidMappings")
+    cid = rt.new_id()
+    b = rt.bundle("true", config=cfg)
+    p = rt("run", "--bundle", b, cid, check=False)
+    reap()
+    assert p.returncode != 0
+    assert "rootless container requires user namespaces" in p.stderr, p.stderr
