@@ -178,6 +178,9 @@ def delete(st: ContainerState, log, force: bool = False) -> None:
     if st.facts.get("intelRdt"):        # the MON group, and the resctrl group if it is ours
         from .linux import intelrdt
         intelrdt.destroy(st.facts["intelRdt"])
+    if st.facts.get("hostMount"):       # no mount namespace: the container's mounts are in ours (launch.py)
+        from .linux import rootfs
+        rootfs.detach_host_mount(*st.facts["hostMount"])
     hooks_raw = st.facts.get("hooks") or {}
     st.remove()
     step("state removed")

@@ -27,7 +27,7 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
      13  open the exec FIFO (O_PATH)      the state dir is gone from view after pivot
      14  prestart/createRuntime hooks     run by the parent (runtime namespace), we wait
      15  createContainer hooks            container namespaces, before pivot
-     16  pivot_root (or move + chroot)
+     16  pivot_root (or move + chroot; without a mount namespace chroot alone, as runc)
      16a process.cwd made when missing    0755, inside the new root, before the root can turn read-only (runc)
      17  console                          pty from the container's ptmx, master to --console-socket; setsid
                                           either way (runc: the session is the container's own)
@@ -199,7 +199,11 @@ def _stage2(a: InitArgs, step):
         from .linux import network
         network.loopback_up()
         step("9 loopback up")
-    rootfs.prepare(cfg.root_path, lx.rootfs_propagation)         # 10
+    own_mntns = lx.namespace("mount") is not None
+    if own_mntns:                                                # 10
+        rootfs.prepare(cfg.root_path, lx.rootfs_propagation)
+    else:                                                        # the runtime's mount namespace: see --help
+        rootfs.prepare_without_mount_ns(cfg.root_path)
     step("10 rootfs prepared")
     cgns = lx.namespace("cgroup")
     if cgns and not cgns.path and any(m.type == "cgroup2" for m in cfg.mounts):
@@ -231,7 +235,7 @@ def _stage2(a: InitArgs, step):
                       dict(kv.partition("=")[::2] for kv in proc.env))
         step("15 createContainer hooks")
     fault("init:before-pivot")
-    rootfs.pivot(cfg.root_path, bool(a.no_pivot))                # 16
+    rootfs.pivot(cfg.root_path, bool(a.no_pivot), chroot_only=not own_mntns)  # 16
     rootfs.make_cwd(proc.cwd)                                    # 16a
     rootfs.reopen_dev_null()     # stdio on the host's /dev/null: the container's own (runc; criu can dump it)
     step("16 pivot_root")
@@ -258,7 +262,8 @@ def _stage2(a: InitArgs, step):
         rootfs.remount_dev_readonly()
     if cfg.root_readonly:
         rootfs.remount_root_readonly()
-    rootfs.finish_propagation(lx.rootfs_propagation)             # 20b
+    if own_mntns:
+        rootfs.finish_propagation(lx.rootfs_propagation)         # 20b
     step("17-20 console, hostname, sysctl, masked and read-only paths")
     err_fd = fifo     # the FIFO's write end takes this number in _wait_for_start: the exec report goes there
     exe = _prepare_exec(a, proc, lx, err_fd)                     # 20a (before rlimits: it needs an fd)
@@ -606,7 +611,14 @@ def _join_container_namespaces(init_pid: int):
                 fds.append((name, os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)))
             except FileNotFoundError:
                 continue  # a namespace type this kernel lacks
+        if not any(name == "mnt" for name, _ in fds):
+            # no mount namespace of its own: init is chroot'ed in ours (init.py step 16), so is the new process
+            fds.append(("root", os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)))
         for name, fd in fds:
+            if name == "root":
+                os.fchdir(fd)
+                os.chroot(".")
+                continue
             sc.setns(fd, _EXEC_FLAGS[name], f"{name} namespace of pid {init_pid}")
     finally:
         for _, fd in fds:

@@ -1,6 +1,7 @@
 """The parent side of `create`: validate, reserve the id, fork init, answer its sync requests (id maps, cgroups,
 hooks), record the state and the pid file. Every step that can fail registers its undo, so a failed create leaves
-no state dir, cgroup or process behind (mounts live in the container's mount namespace and die with it).
+no state dir, cgroup or process behind (mounts live in the container's mount namespace and die with it; without
+one, below a self-bind of the rootfs that rollback and `delete` detach).
 """
 from . import fastos as os
 import time
@@ -50,8 +51,6 @@ def _check_supported(cfg, g):
     if cfg.process is None:
         raise ConfigError("process", "is required to create a container")
     _check_not_host_root(cfg.root_path)
-    if not lx.namespace("mount"):
-        raise ConfigError("linux.namespaces", "a mount namespace is required (pivot_root would change the host's root)")
     if lx.sysctl:
         from .linux import sysctl
         sysctl.check(lx.sysctl, {n.type for n in lx.namespaces})
@@ -120,6 +119,8 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
                              no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
                              preserve_fds=_preserved_fds(o.preserve_fds or 0),
                              cgroup_state=mgr.to_state() if mgr else None, debug=g.debug)
+        if not cfg.linux.namespace("mount"):
+            undo.append(_host_mount_undo(cfg.root_path))
         step("ready to fork")
         pid = os.fork()
         if pid == 0:
@@ -161,6 +162,9 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
             reaped.append(pid)       # its pid may be reused from now on: a rollback must not kill it
         st.facts.update(pid=init_pid, start_time=proc_start_time(init_pid), creating=False)
         st.facts.pop("creating")
+        if not cfg.linux.namespace("mount"):     # what `delete` detaches (rootfs.prepare_without_mount_ns)
+            from .linux import rootfs
+            st.facts["hostMount"] = [os.path.realpath(cfg.root_path), rootfs.top_mount_id(cfg.root_path)]
         if doc.get("hooks"):
             st.facts["hooks"] = doc["hooks"]
         st.save()
@@ -187,6 +191,18 @@ def rollback(undo) -> None:
             fn()
         except Exception:  # noqa: BLE001
             pass
+
+
+def _host_mount_undo(root: str):
+    """No mount namespace: init mounts in ours, below a self-bind of the rootfs; a failed create detaches it."""
+    from .linux import rootfs
+    before = rootfs.top_mount_id(root)
+
+    def undo():
+        now = rootfs.top_mount_id(root)
+        if now is not None and now != before:
+            rootfs.detach_host_mount(root, now)
+    return undo
 
 
 class Interrupted(RuntimeErr):

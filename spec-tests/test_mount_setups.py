@@ -98,3 +98,59 @@ def test_read_only_dev_is_populated_then_made_read_only_as_runc(runtime, bundle,
     assert "null-writable" in p.stdout and "Read-only file system" in p.stdout
     opts = {ln.split()[4]: ln.split()[5] for ln in p.stdout.splitlines() if ln[:1].isdigit()}
     assert opts["/dev"].split(",")[0] == "ro" and opts["/dev/pts"].split(",")[0] == "rw"
+
+
+# --- no mount namespace: the container MUST inherit the runtime's (config-linux.md) ------------------------------
+
+def without_mount_ns(bundle):
+    bundle.config["linux"]["namespaces"] = [n for n in bundle.config["linux"]["namespaces"] if n["type"] != "mount"]
+    for key in ("maskedPaths", "readonlyPaths"):     # refused without one (they would mask the host's), as runc
+        bundle.config["linux"].pop(key, None)
+    return bundle
+
+
+def own_mounts():
+    with open("/proc/self/mountinfo") as f:
+        return {line.split()[4] for line in f}
+
+
+def test_without_mount_namespace_the_container_is_chrooted_and_its_mounts_are_removed(runtime, bundle, cid):
+    # runc: chroot instead of pivot_root, mounts made in the runtime's mount namespace (and left there: runc 1.1.5
+    # leaves them all; here `delete`, which `run` ends with, detaches them)
+    before = own_mounts()
+    out = runtime("run", "--bundle", without_mount_ns(bundle).set_args(
+        "sh", "-c", "ls /; readlink /proc/self/ns/mnt; ls /dev | grep -c null; "
+                    "grep -c ' /proc ' /proc/self/mountinfo").write(), cid).stdout.split()
+    assert out[:3] == ["bin", "dev", "etc"] and "tmp" in out
+    assert out[-3] == os.readlink("/proc/self/ns/mnt")           # the runtime's mount namespace
+    assert out[-2:] == ["1", "1"]                                 # /dev populated, /proc mounted
+    assert own_mounts() == before
+
+
+def test_without_mount_namespace_exec_runs_in_the_containers_root(runtime, bundle, cid):
+    # runc 1.1.5 execs such a process in the HOST's root; here it is chroot'ed where init is (security)
+    before = own_mounts()
+    runtime("run", "-d", "--bundle", without_mount_ns(bundle).set_args("sleep", "60").write(), cid)
+    assert {os.path.join(bundle.rootfs, "proc"), bundle.rootfs} <= own_mounts()   # in our namespace, as runc
+    assert runtime("exec", cid, "ls", "/").stdout.split()[:3] == ["bin", "dev", "etc"]
+    runtime("delete", "--force", cid)
+    assert own_mounts() == before
+
+
+def test_without_mount_namespace_a_failed_create_leaves_no_mount(runtime, bundle, cid):
+    before = own_mounts()
+    p = runtime("create", "--bundle", without_mount_ns(bundle).set_args("/no/such/program").write(), cid,
+                check=False)
+    assert p.returncode != 0 and "/no/such/program" in p.stderr
+    assert own_mounts() == before
+
+
+def test_without_mount_namespace_the_runtimes_root_propagation_is_left_alone(runtime, bundle, cid):
+    # runc 1.1.5 makes the runtime's / rslave (its prepareRoot runs in the host's namespace): not done here
+    without_mount_ns(bundle).set_args("true").write()
+    script = (f'{runtime.exe} --root {runtime.root} run --bundle {bundle.path} {cid} && '
+              'awk \'$5 == "/" {print $7}\' /proc/self/mountinfo')
+    p = subprocess.run(["unshare", "--mount", "--propagation", "shared", "sh", "-c", script],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split()[0].startswith("shared:"), p.stdout

@@ -5,7 +5,10 @@ USAGE = "[command options] <container-id>"
 DESCRIPTION = """
 The create command creates an instance of a container for a bundle. The bundle is a directory with a
 specification file named "config.json" and a root filesystem. The container's process is set up and waits
-for `ociruntime start`."""
+for `ociruntime start`.
+Without a "mount" entry in linux.namespaces the container shares the runtime's mount namespace (as runc): its
+mounts are made there, visible on the host below the rootfs until `delete` removes them, and its root is a
+chroot, not pivot_root (a process holding CAP_SYS_CHROOT can leave it); maskedPaths/readonlyPaths are refused."""
 OPTIONS = (
     Opt("--bundle", "-b", value="DIR", default=".", help="path to the root of the bundle directory"),
     Opt("--console-socket", value="PATH", help="path to an AF_UNIX socket which will receive the pty master fd"),

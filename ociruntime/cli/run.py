@@ -4,7 +4,10 @@ SUMMARY = "create and run a container"
 USAGE = "[command options] <container-id>"
 DESCRIPTION = """
 The run command creates and starts a container from a bundle, waits for its process and exits with its exit
-status (128+N when killed by signal N), then deletes it. With --detach it returns once the process runs."""
+status (128+N when killed by signal N), then deletes it. With --detach it returns once the process runs.
+Without a "mount" entry in linux.namespaces the container shares the runtime's mount namespace (as runc): its
+mounts are made there, visible on the host below the rootfs until `delete` removes them, and its root is a
+chroot, not pivot_root (a process holding CAP_SYS_CHROOT can leave it); maskedPaths/readonlyPaths are refused."""
 OPTIONS = (
     Opt("--bundle", "-b", value="DIR", default=".", help="path to the root of the bundle directory"),
     Opt("--console-socket", value="PATH", help="path to an AF_UNIX socket which will receive the pty master fd"),

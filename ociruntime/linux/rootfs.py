@@ -49,6 +49,34 @@ def prepare(rootfs: str, propagation: str | None) -> None:
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
 
 
+def prepare_without_mount_ns(rootfs: str) -> None:
+    """No mount namespace: the container's mounts are made in the runtime's (config-linux.md: it MUST inherit
+    it). The rootfs is bound onto itself and made private, so the container's mounts hang below one mount that
+    does not pass them on and that `delete` detaches (runc 1.1.5 leaves them all on the host). Unlike runc, the
+    propagation of the runtime's "/" is left alone (runc makes the host's / rslave)."""
+    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+    sc.mount(None, rootfs, None, sc.MS_PRIVATE | sc.MS_REC)
+
+
+def top_mount_id(path: str) -> int | None:
+    """The id of the topmost mount on `path` in this mount namespace; None when `path` is no mount point."""
+    path = os.path.realpath(path)
+    found = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if _unescape(fields[4]) == path:
+                found = int(fields[0])
+    return found
+
+
+def detach_host_mount(path: str, mount_id: int) -> None:
+    """Detach the rootfs self-bind prepare_without_mount_ns made (and every container mount below it), if it is
+    still the topmost mount there."""
+    if top_mount_id(path) == mount_id:
+        sc.umount2(os.path.realpath(path), sc.MNT_DETACH)
+
+
 def mountpoint_of(path: str) -> str:
     """The mount point of the mount that contains `path` (longest matching mountinfo entry)."""
     path = os.path.realpath(path)
@@ -66,13 +94,16 @@ def _unescape(field: str) -> str:
     return field.encode().decode("unicode_escape") if "\\" in field else field
 
 
-def pivot(rootfs: str, no_pivot: bool = False) -> None:
+def pivot(rootfs: str, no_pivot: bool = False, chroot_only: bool = False) -> None:
     """Make `rootfs` the root: pivot_root(".", ".") stacks the old root on top of the new one, and a lazy unmount
-    of "." (the old root, once we fchdir into it) removes it. With no_pivot (ramfs roots): MS_MOVE + chroot."""
+    of "." (the old root, once we fchdir into it) removes it. With no_pivot (ramfs roots): MS_MOVE + chroot.
+    chroot_only (no mount namespace: the runtime's root must stay where it is): chroot alone, as runc."""
     new_root = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fchdir(new_root)
-        if no_pivot:
+        if chroot_only:
+            os.chroot(".")
+        elif no_pivot:
             _hide_host_proc_and_sys(rootfs)
             sc.mount(rootfs, "/", None, sc.MS_MOVE)
             os.chroot(".")
