@@ -177,7 +177,7 @@ def delete(st: ContainerState, log, force: bool = False) -> None:
         fault("delete:cgroups-removed")
     if st.facts.get("intelRdt"):        # the MON group, and the resctrl group if it is ours
         from .linux import intelrdt
-        intelrdt.destroy(st.facts["intelRdt"])
+        intelrdt.destroy(st.facts["intelRdt"], rollback=status == "creating")   # creating: plan()'s facts
     if st.facts.get("hostMount"):       # no mount namespace: the container's mounts are in ours (launch.py)
         from .linux import rootfs
         rootfs.detach_host_mount(*st.facts["hostMount"])

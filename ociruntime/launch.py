@@ -151,6 +151,8 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
                 fault("create:resources-set")
             if cfg.linux.intel_rdt is not None:
                 from .linux import intelrdt
+                st.facts["intelRdt"] = intelrdt.plan(cfg.linux.intel_rdt, cid)
+                st.save()            # before it is made, as the cgroups: delete --force of a killed create
                 st.facts["intelRdt"] = rdt = intelrdt.apply(cfg.linux.intel_rdt, cid, init_pid)
                 undo.append(lambda: intelrdt.destroy(rdt, rollback=True))
             sync.send(parent_sock, sync.GO)

@@ -179,3 +179,21 @@ def test_check_requires_resctrl_mounted_at_the_root(tmp_path):
 def test_parse_reads_the_kernels_format():
     assert intelrdt.parse("    L3:0=07ff;1=ff\n    MB:0=100;1= 70\nL2CODE:0=f\n") == {
         "L3": {"0": 0x7ff, "1": 0xff}, "MB": {"0": 100, "1": 70}, "L2CODE": {"0": 0xf}}
+
+
+@pytest.mark.parametrize("rdt", [{}, {"closID": "new", "l3CacheSchema": "L3:0=f;1=f"}, {"enableMonitoring": True},
+                                 {"closID": "new", "l3CacheSchema": "L3:0=f;1=f", "enableMonitoring": True}])
+def test_plan_facts_saved_before_apply_let_a_rollback_remove_what_apply_made(root, rdt):
+    # create saves plan() before apply(); killed after apply, delete --force destroys with the planned facts
+    planned = intelrdt.plan(rdt, "c1", root)
+    intelrdt.apply(rdt, "c1", 42, root)
+    intelrdt.destroy(planned, rollback=True)
+    assert sorted(os.listdir(root)) == ["info", "mon_groups", "schemata", "tasks"]
+
+
+def test_plan_never_claims_a_group_that_exists_already(root):
+    os.mkdir(os.path.join(root, "shared"))
+    os.mkdir(os.path.join(root, "shared", "mon_groups", "c1"))
+    planned = intelrdt.plan({"closID": "shared", "enableMonitoring": True}, "c1", root)
+    intelrdt.destroy(planned, rollback=True)
+    assert os.path.isdir(os.path.join(root, "shared", "mon_groups", "c1"))

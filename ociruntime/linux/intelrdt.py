@@ -46,6 +46,18 @@ def schemata_lines(rdt: dict) -> list:
     return lines + [ln for ln in rdt.get("schemata") or () if ln.strip()]
 
 
+def plan(rdt: dict, cid: str, root: str = ROOT) -> dict:
+    """What apply() may create, as facts for destroy(rollback=True): create saves them BEFORE apply(), so if it
+    dies in between (SIGKILL), `delete --force` removes what exists of them. A group or MON group that exists
+    already is never among them (apply() refuses or joins it; it is not ours)."""
+    clos = rdt.get("closID")
+    group = root if clos == "/" else os.path.join(root, clos or cid)
+    mine = clos != "/" and not os.path.isdir(group)
+    mon = os.path.join(group, "mon_groups", cid) if rdt.get("enableMonitoring") else None
+    return {"group": group, "created": mine, "remove": mine and clos is None,
+            "mon": mon if mon and not os.path.isdir(mon) else None}
+
+
 def apply(rdt: dict, cid: str, pid: int, root: str = ROOT) -> dict:
     """Put `pid` into the container's resctrl group (see the module doc). Returns the facts destroy() needs.
     On failure, whatever this call created is removed again."""
