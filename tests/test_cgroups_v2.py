@@ -35,6 +35,25 @@ def _cgroup2_root():
 
 # -- pure conversions ---------------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("swap_file,memory,want", [
+    (True, {"limit": 64 << 20, "swap": 64 << 20}, "0"),           # memory+swap == limit: no swap (runc writes 0)
+    (True, {"limit": 64 << 20, "swap": 96 << 20}, str(32 << 20)),
+    (True, {"limit": -1}, "max"),
+    (False, {"limit": 64 << 20, "swap": 64 << 20}, None),         # no swap in this kernel: none is what it has
+])
+def test_memory_swap_conversion_on_a_plain_directory(tmp_path, swap_file, memory, want):
+    from ociruntime.linux.cgroups.v2 import V2Dir, _set_memory
+    for name in ("memory.max", "memory.swap.max") if swap_file else ("memory.max",):
+        (tmp_path / name).write_text("")        # cgroup files are written without O_TRUNC
+    _set_memory(V2Dir(str(tmp_path), "memory"), memory)
+    assert (tmp_path / "memory.max").read_text() == _max_str(memory["limit"])
+    assert ((tmp_path / "memory.swap.max").read_text() if swap_file else None) == want
+
+
+def _max_str(v):
+    return "max" if v == -1 else str(v)
+
+
 def test_cpu_shares_to_weight_matches_runc():
     assert cpu_weight(2) == 1 and cpu_weight(262144) == 10000 and cpu_weight(1024) == 39
 

@@ -70,10 +70,10 @@ def _set_memory(d: V2Dir, m: dict):
         usage = d.read_int("memory.current")
         if limit < usage:
             raise CgroupError(f"{W}limit: rejecting memory limit {limit} below current usage {usage}")
-    if swap_v2:
+    if swap_v2 or swap > 0:     # memory+swap equal to the limit: no swap at all, "0" (runc)
         if d.exists("memory.swap.max"):
             d.write("memory.swap.max", _max(swap_v2), W + "swap")
-        elif swap_v2 != -1:  # no swap in this kernel: "unlimited swap" is what it already has
+        elif swap_v2 not in (-1, 0):  # no swap in this kernel: unlimited or none is what it already has
             raise CgroupError(f"{W}swap: swap accounting is not available (no memory.swap.max in {d.path})")
     if limit:
         d.write("memory.max", _max(limit), W + "limit")
