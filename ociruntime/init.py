@@ -7,6 +7,7 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
       1  non-dumpable                     before anything of ours can be seen from inside the container (init
                                           inherits it across fork)
       2  move our fds out of the way      the --preserve-fds range 3..3+N-1 stays for the container
+      2a open with the host's rights      the exec FIFO; with a user namespace, clones of the bind sources
       3  join namespaces given by path    setns, user first
       4  new user namespace               unshare, parent writes uid/gid maps, become root in it
       5  new namespaces                   unshare the rest in one call, but cgroup (P)
@@ -24,7 +25,7 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
                                           becomes a mount point
      11  mounts[]                         in order, destinations resolved inside the rootfs
      12  /dev                             default devices, linux.devices, links
-     13  open the exec FIFO (O_PATH)      the state dir is gone from view after pivot
+     13  the exec FIFO (O_PATH, from 2a)  the state dir is gone from view after pivot
      14  prestart/createRuntime hooks     run by the parent (runtime namespace), we wait
      15  createContainer hooks            container namespaces, before pivot
      16  pivot_root (or move + chroot; without a mount namespace chroot alone, as runc)
@@ -141,6 +142,7 @@ def _stage1(a: InitArgs):
         step("8 modules imported (early: user namespace)")
     from .linux import namespaces
     _move_own_fds(a)                                             # 2
+    _open_with_host_rights(a)                                    # 2a
     namespaces.join(lx.namespaces)                               # 3
     step("1-3 non-dumpable, fds moved, namespaces joined")
     userns = lx.namespace("user")
@@ -210,12 +212,15 @@ def _stage2(a: InitArgs, step):
         _await_placement(a)          # P: a raw cgroup2 mount must show the new namespace's view, not ours
         step("P placed in the cgroups by the parent")
     mounts.mount_all(cfg.root_path, cfg.mounts, bundle=cfg.bundle,  # 11
-                     mount_label=lx.mount_label, cgroup_mount=_cgroup_mounter(a), debug=_note(a, "debug"))
+                     mount_label=lx.mount_label, cgroup_mount=_cgroup_mounter(a), debug=_note(a, "debug"),
+                     source_fds=a.source_fds)
+    for fd in (a.source_fds or {}).values():
+        os.close(fd)
     step(f"11 {len(cfg.mounts)} mounts")
     devices.setup_dev(cfg.root_path, lx.devices, in_userns=in_userns,  # 12
                       dev_is_mounted=any(m.destination == "/dev" for m in cfg.mounts))
     step("12 /dev")
-    fifo = os.open(a.fifo, os.O_PATH | os.O_CLOEXEC)             # 13
+    fifo = a.fifo_fd                                             # 13 (opened at 2a)
     listener = None
     if lx.seccomp and lx.seccomp.get("listenerPath"):            # a host path: reachable only before pivot
         from .linux import seccomp
@@ -496,6 +501,24 @@ def _move_own_fds(a):
     import _socket
     a.sock = _socket.socket(fileno=new)
     s.close()
+
+
+def _open_with_host_rights(a):
+    """Step 2a, before any user namespace: an O_PATH fd on the exec FIFO (a private --root, 0700 as runc's default,
+    is out of the reach of a user namespace's root) and, with a user namespace, detached clones of the bind sources
+    (below directories only the host's root may search), as runc hands its init fds. Kept above the preserved
+    range."""
+    import fcntl
+    base = _HIGH_FD + (a.preserve_fds or 0)
+
+    def high(fd):
+        new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, base)
+        os.close(fd)
+        return new
+    a.fifo_fd = high(os.open(a.fifo, os.O_PATH | os.O_CLOEXEC))
+    if a.cfg.linux.namespace("user"):
+        from .linux import mounts
+        a.source_fds = {i: high(fd) for i, fd in mounts.clone_bind_sources(a.cfg.mounts, a.cfg.bundle).items()}
 
 
 def _close_foreign_fds(a):

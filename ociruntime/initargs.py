@@ -13,7 +13,7 @@ class _Args:
 
 class InitArgs(_Args):
     __slots__ = ("cfg", "cid", "sock", "fifo", "console_fd", "console_ours", "no_pivot", "no_new_keyring", "preserve_fds",
-                 "cgroup_state", "debug", "fifo_w", "host_pid", "placed", "notes")
+                 "cgroup_state", "debug", "fifo_w", "host_pid", "placed", "notes", "fifo_fd", "source_fds")
 
 
 class ExecArgs(_Args):

@@ -154,3 +154,51 @@ def test_without_mount_namespace_the_runtimes_root_propagation_is_left_alone(run
                        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split()[0].startswith("shared:"), p.stdout
+
+
+# --- user namespace: what only the host's root can reach is opened before entering it (runc) ---------------------
+
+def user_namespaced(bundle):
+    """A user namespace mapping 0 to host uid 100000; the rootfs is made reachable for that uid, nothing else."""
+    bundle.config["linux"]["namespaces"].append({"type": "user"})
+    bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"] if m["type"] != "cgroup"]
+    path = os.path.abspath(bundle.rootfs)
+    while path != "/":
+        os.chmod(path, os.stat(path).st_mode | 0o055)
+        path = os.path.dirname(path)
+    return bundle
+
+
+def test_user_namespace_binds_sources_below_directories_only_host_root_can_search(runtime, bundle, cid, tmp_path):
+    # runc opens the sources with the host's rights before its init enters the user namespace
+    secret = tmp_path / "secret"
+    (secret / "vol").mkdir(parents=True)
+    (secret / "vol" / "f").write_text("from-host\n")
+    (secret / "file").write_text("a file\n")
+    os.chmod(secret, 0o700)
+    user_namespaced(bundle).config["mounts"] += [
+        {"destination": "/tmp/vol", "type": "bind", "source": str(secret / "vol"), "options": ["rbind", "ro"]},
+        {"destination": "/tmp/one", "type": "bind", "source": str(secret / "file"), "options": ["bind"]}]
+    out = runtime("run", "--bundle", bundle.set_args(
+        "sh", "-c", "cat /tmp/vol/f /tmp/one; touch /tmp/vol/new 2>&1; id -u").write(), cid).stdout
+    assert out.splitlines()[:2] == ["from-host", "a file"] and "Read-only file system" in out
+    assert out.split()[-1] == "0"
+
+
+def test_user_namespace_container_with_a_private_root_dir(bundle, cid, tmp_path):
+    # a --root only host root can enter (0700: mktemp -d, runc's own default): init gets the exec FIFO as an fd
+    from conftest import Runtime
+    root = tmp_path / "private-root"
+    root.mkdir(mode=0o700)
+    os.chmod(root, 0o700)
+    rt = Runtime(root)
+    rt.ids.append(cid)
+    try:
+        rt("create", "--bundle", user_namespaced(bundle).set_args("sh", "-c", "id -u").write(), cid)
+        assert os.stat(root).st_mode & 0o777 == 0o700
+        rt("start", cid)
+        rt.wait_status(cid, "stopped")
+    finally:
+        rt.cleanup()

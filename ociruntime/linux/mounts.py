@@ -127,15 +127,37 @@ def parse_options(options) -> MountOptions:
 
 # --- mounting ----------------------------------------------------------------------------------------------------
 def mount_all(rootfs: str, mounts, *, bundle: str, mount_label: str | None = None, cgroup_mount=None,
-              debug=None) -> None:
+              debug=None, source_fds=None) -> None:
     """Mount every `mounts[]` entry into `rootfs`, in order (the spec requires the listed order). debug(msg): a
-    line for --debug."""
+    line for --debug. source_fds: {index: detached clone} of bind sources made before a user namespace
+    (clone_bind_sources)."""
     for i, m in enumerate(mounts):
-        mount_one(rootfs, m, bundle=bundle, mount_label=mount_label, cgroup_mount=cgroup_mount, index=i, debug=debug)
+        mount_one(rootfs, m, bundle=bundle, mount_label=mount_label, cgroup_mount=cgroup_mount, index=i, debug=debug,
+                  source_fd=(source_fds or {}).get(i))
+
+
+def clone_bind_sources(mounts, bundle: str) -> dict:
+    """{index: fd of a detached clone (open_tree) of the source} for every bind source, made now with the runtime's
+    host rights: in a user namespace the container's root may not search the directories above a source (runc
+    hands its init mount fds). A mount(2) cannot bind from another mount namespace, a detached clone can be moved
+    in (move_mount). A source that does not open now (made later by a hook, say) is left to its path."""
+    trees = {}
+    for i, m in enumerate(mounts):
+        if not m.source:
+            continue
+        opts = parse_options(m.options)
+        if m.type == "bind" or opts.is_bind:
+            try:
+                trees[i] = sc.open_tree(sc.AT_FDCWD, m.source if os.path.isabs(m.source) else
+                                        os.path.join(bundle, m.source), sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC |
+                                        (sc.AT_RECURSIVE if opts.is_recursive_bind else 0))
+            except (OSError, SyscallError):
+                pass
+    return trees
 
 
 def mount_one(rootfs: str, m, *, bundle: str, mount_label: str | None = None, cgroup_mount=None,
-              index: int = 0, debug=None) -> None:
+              index: int = 0, debug=None, source_fd=None) -> None:
     opts = parse_options(m.options)
     dest = "/" + m.destination.lstrip("/")
     where = f"{rootfs.rstrip('/')}{dest}"
@@ -147,7 +169,7 @@ def mount_one(rootfs: str, m, *, bundle: str, mount_label: str | None = None, cg
     if m.type == "cgroup" and not opts.is_bind:
         return _mount_cgroup(rootfs, dest, where, opts, cgroup_mount)
     if opts.is_bind or m.type == "bind":
-        target = _bind(rootfs, m, dest, where, opts, bundle, index)
+        target = _bind(rootfs, m, dest, where, opts, bundle, index, source_fd)
     else:
         target = _mount_fs(rootfs, m, dest, where, opts, mount_label, index)
     try:
@@ -165,19 +187,26 @@ def dev_is_readonly(mounts) -> bool:
     return ro
 
 
-def _bind(rootfs, m, dest, where, opts, bundle, index) -> int:
-    """Bind `source` on dest; returns an fd on the new mount. Flags need a second MS_REMOUNT|MS_BIND call."""
+def _bind(rootfs, m, dest, where, opts, bundle, index, source_fd=None) -> int:
+    """Bind `source` on dest; returns an fd on the new mount. Flags need a second MS_REMOUNT|MS_BIND call.
+    source_fd: a detached clone of the source made beforehand (clone_bind_sources), moved in instead."""
     if not m.source:
         raise ConfigError(f"mounts[{index}].source", "a bind mount needs a source")
     source = m.source if os.path.isabs(m.source) else os.path.join(bundle, m.source)
     try:
-        kind = "dir" if stat.S_ISDIR(os.stat(source).st_mode) else "file"
+        kind = "dir" if stat.S_ISDIR((os.stat(source) if source_fd is None else os.fstat(source_fd)).st_mode) \
+            else "file"
     except OSError as e:
         raise SyscallError("stat", f"bind source {source}", e.errno) from None
-    _check_proc_destination(dest, source, m.type, index)
+    _check_proc_destination(dest, source if source_fd is None else fd_path(source_fd), m.type, index)
     fd = open_in_root(rootfs, dest, create=kind)
     try:
-        if opts.idmap:
+        if source_fd is not None and opts.idmap:
+            _attach_idmapped(source_fd, fd, opts, m, where, index)
+        elif source_fd is not None:
+            _call("move_mount", f"{source} -> {where}", sc.move_mount, source_fd, "", fd, "",
+                  sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
+        elif opts.idmap:
             _idmapped_bind(source, fd, opts, m, where, index)
         else:
             _call("mount", f"{source} -> {where}", sc.mount, source, fd_path(fd), None,
