@@ -13,12 +13,13 @@ class _Args:
 
 class InitArgs(_Args):
     __slots__ = ("cfg", "cid", "sock", "fifo", "console_fd", "console_ours", "no_pivot", "no_new_keyring", "preserve_fds",
-                 "cgroup_state", "debug", "fifo_w", "host_pid", "placed", "notes", "fifo_fd", "source_fds")
+                 "cgroup_state", "debug", "fifo_w", "host_pid", "placed", "notes", "fifo_fd", "source_fds",
+                 "in_pidns")
 
 
 class ExecArgs(_Args):
     __slots__ = ("process", "init_pid", "sock", "console_fd", "console_ours", "preserve_fds", "listener", "cid", "cfg", "fifo_w",
-                 "host_pid", "debug", "notes", "exe")
+                 "host_pid", "debug", "notes", "exe", "in_pidns")
 
 
 def run_child(entry: str, args) -> None:

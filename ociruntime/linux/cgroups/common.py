@@ -265,8 +265,9 @@ class Manager:
 
     def warm_up(self, pid: int):
         """Place a process that is about to fork the one apply() gets (see launch._warm_up); the systemd driver
-        starts its unit with init's pid instead."""
+        starts its unit with init's pid instead. True: `pid` is placed."""
         self.apply(pid)
+        return True
 
     def check_usable(self):
         """runtime.md allows refusing an unfit cgroup: a frozen one would hang the container (runc refuses it);

@@ -326,6 +326,7 @@ class SystemdManager(V2Manager):
     def warm_up(self, pid: int):
         if self.started:     # exec: the scope exists, join it early; create: the unit is started with init's pid
             self.apply(pid)
+        return self.started
 
     def apply(self, pid: int):
         if self.started:
