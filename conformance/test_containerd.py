@@ -331,3 +331,38 @@ def test_cri_volume_propagation_through_the_shim(ctr, runtime, make_id, workdir,
         assert not reached_host, "HostToContainer: a mount in the container must not reach the host"
         assert " shared:" not in root, root
     assert_called(runtime, cid, "create", "start")
+
+
+def test_checkpoint_then_restore_continues_the_task(ctr, runtime, make_id):
+    """`ctr containers checkpoint --task` (the shim: `checkpoint --image-path --work-path --leave-running`), the
+    original removed, then `ctr containers restore --live` (`restore --detach --pid-file --bundle ...`, new pipes
+    for the task's stdio): the counter carries on from the checkpointed value."""
+    from conformance.criutool import COUNTER, Counter, forget_kdat_tmp, working_criu
+    criu, why = working_criu()
+    if criu is None:
+        pytest.skip(why)
+    ctr.daemon.use_criu(criu)
+    cid = make_id()
+    ref = f"docker.io/conformance/checkpoint-{cid}:latest"
+    ctr.detached(cid, cmd=COUNTER)
+
+    def cat():
+        p = ctr("task", "exec", "--exec-id", f"c{time.monotonic_ns()}", cid, "cat", "/count", check=False)
+        return p.returncode, p.stdout
+    count = Counter(cat)
+    try:
+        before = count.wait(40, 15)                # 4 s: a fresh start could not be there yet
+        ctr("containers", "checkpoint", "--rw", "--task", cid, ref, timeout=60)   # --rw: /count comes along
+        assert_called(runtime, cid, "checkpoint")
+        ctr.daemon.remove(cid)
+        ctr("containers", "restore", "--rw", "--live", cid, ref, timeout=60)
+        ctr.daemon.wait_status(cid, "RUNNING")
+        after = count.wait(1, 3)                   # an exec right after restore may find it settling
+        assert_called(runtime, cid, "restore")
+        restore = next(a for a in runtime.calls(cid) if "restore" in a)
+        assert "--detach" in restore and "--bundle" in restore, restore
+        assert after >= before >= 40, f"restored counter {after}, checkpointed at {before}: not restored"
+        assert count.wait(after + 3, 3) > after, "the restored task does not run"
+    finally:
+        ctr("images", "remove", ref, check=False)
+        forget_kdat_tmp()

@@ -211,3 +211,32 @@ def test_kill_stops_the_container_and_rm_removes_its_state(pod, make_id):
     state = pod.podman.sandbox.wrap(["sh", "-c", f"ls -d /run/*/{cid} 2>/dev/null || true"])
     assert subprocess.run(state, capture_output=True, text=True).stdout == "", "runtime state left after rm"
     assert_called(pod, name, "kill", "delete")
+
+
+def test_checkpoint_then_restore_continues_the_container(pod, make_id):
+    """`podman container checkpoint` (the runtime's `checkpoint --image-path --work-path`; the container exits),
+    then `podman container restore` (conmon runs `restore --detach --pid-file --bundle ...`): the counter carries on
+    from the checkpointed value."""
+    from conformance.criutool import COUNTER, Counter, forget_kdat_tmp, working_criu
+    criu, why = working_criu()
+    if criu is None:
+        pytest.skip(why)
+    pod.podman.use_criu(criu)
+    name = make_id()
+    pod(*pod.run_args(name, "--detach"), *COUNTER, timeout=TIMEOUT)
+
+    def cat():
+        p = pod("exec", name, "cat", "/count", check=False)
+        return p.returncode, p.stdout
+    count = Counter(cat)
+    try:
+        before = count.wait(40, 15)                # 4 s: a fresh start could not be there yet
+        pod("container", "checkpoint", name, timeout=TIMEOUT)
+        assert pod("inspect", "--format", "{{.State.Status}}", name).stdout.strip() == "exited"
+        pod("container", "restore", name, timeout=TIMEOUT)
+        after = count.wait(1, 3)                   # an exec right after restore may find it settling
+        assert after >= before >= 40, f"restored counter {after}, checkpointed at {before}: not restored"
+        assert count.wait(after + 3, 3) > after, "the restored container does not run"
+        assert_called(pod, name, "checkpoint", "restore")
+    finally:
+        forget_kdat_tmp()

@@ -1,51 +1,32 @@
 """checkpoint / restore with CRIU (runc's commands, flags and behaviour), real busybox containers.
 
-criu is found through $OCIRUNTIME_CRIU, then `criu` on PATH, then ../shared/tools/criu/criu (this project's
-sandbox); the first one whose `criu check` passes is used, passed as the global --criu. Without one every test
-here skips saying why (Debian 12's criu 3.17 fails `criu check` on kernels >= 6.13).
+criu is found by conformance/criutool.py ($OCIRUNTIME_CRIU, `criu` on PATH, ../shared/tools/criu/criu: the first
+whose `criu check` passes) and passed as the global --criu. Without one every test here skips saying why
+(Debian 12's criu 3.17 fails `criu check` on kernels >= 6.13).
 
 Containers run with stdio on /dev/null: criu cannot dump a file of the host that lies outside the container's
 mounts (runc's containers have the same rule).
 """
 import json
 import os
-import shutil
 import subprocess
 import time
 
 import pytest
 
-from conftest import EXE, REPO, console_listener, reap
+from conformance.criutool import forget_kdat_tmp, working_criu
+from conftest import EXE, console_listener, reap
 
 COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done"
 TMPFS = {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}
 
 
-def _candidates():
-    if os.environ.get("OCIRUNTIME_CRIU"):
-        yield os.environ["OCIRUNTIME_CRIU"]
-    if shutil.which("criu"):
-        yield shutil.which("criu")
-    yield os.path.join(REPO, "..", "shared", "tools", "criu", "criu")
-
-
 @pytest.fixture(scope="module")
 def criu():
-    why = []
-    for c in _candidates():
-        if not os.access(c, os.X_OK):
-            why.append(f"{c}: absent")
-            continue
-        p = subprocess.run([c, "check"], capture_output=True, text=True, timeout=60)
-        try:
-            os.unlink("/run/criu.kdat.tmp")      # criu leaves it where /run is no tmpfs (its README)
-        except OSError:
-            pass
-        if p.returncode == 0:
-            return os.path.abspath(c)
-        last = (p.stderr.strip().splitlines() or p.stdout.strip().splitlines() or ["?"])[-1]
-        why.append(f"{c}: `criu check` fails: {last}")
-    pytest.skip("no working criu (set OCIRUNTIME_CRIU=PATH): " + "; ".join(why))
+    path, why = working_criu()
+    if path is None:
+        pytest.skip(why)
+    return path
 
 
 class CR:
@@ -73,14 +54,19 @@ class CR:
                     timeout=60)
 
     def count(self, cid):
-        return int(self.rt("exec", cid, "cat", "/tmp/count").stdout)
+        """The counter, retried while the file reads empty (the loop truncates it before each write)."""
+        for _ in range(10):
+            out = self.rt("exec", cid, "cat", "/tmp/count").stdout
+            if out.strip():
+                return int(out)
+        raise AssertionError(f"{cid}: /tmp/count stays empty")
 
     def wait_count(self, cid, at_least):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
                 n = self.count(cid)
-            except (AssertionError, ValueError):
+            except AssertionError:
                 n = 0
             if n >= at_least:
                 return n
@@ -91,10 +77,7 @@ class CR:
 @pytest.fixture
 def cr(runtime, criu, tmp_path):
     yield CR(runtime, criu, tmp_path)
-    try:
-        os.unlink("/run/criu.kdat.tmp")
-    except OSError:
-        pass
+    forget_kdat_tmp()
 
 
 def counter_bundle(bundle, *extra_mounts):
