@@ -512,8 +512,8 @@ def _move_own_fds(a):
 def _open_with_host_rights(a):
     """Step 2a, before any user namespace: an O_PATH fd on the exec FIFO (a private --root, 0700 as runc's default,
     is out of the reach of a user namespace's root) and, with a user namespace, detached clones of the bind sources
-    (below directories only the host's root may search), as runc hands its init fds. Kept above the preserved
-    range."""
+    (below directories only the host's root may search), as runc hands its init fds; the clones above the
+    preserved range."""
     import fcntl
     base = _HIGH_FD + (a.preserve_fds or 0)
 
@@ -521,7 +521,8 @@ def _open_with_host_rights(a):
         new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, base)
         os.close(fd)
         return new
-    a.fifo_fd = high(os.open(a.fifo, os.O_PATH | os.O_CLOEXEC))
+    # the FIFO's number stays low: its write end is dup2'ed onto it after rlimits (RLIMIT_NOFILE may be small)
+    a.fifo_fd = os.open(a.fifo, os.O_PATH | os.O_CLOEXEC)
     if a.cfg.linux.namespace("user"):
         from .linux import mounts
         a.source_fds = {i: high(fd) for i, fd in mounts.clone_bind_sources(a.cfg.mounts, a.cfg.bundle).items()}
