@@ -97,7 +97,17 @@ def _read_fifo(fd: int, st: ContainerState, fifo) -> bytes:
         if data or not st.alive():
             return data
         if not _holds(st.pid, fifo):
-            # a FIFO left by a `start` that died after init saw it: init has exec'd the container's program
+            # init may have opened its end, written '1' and exec'd since our read (a loaded machine): its '1'
+            # waits in the pipe. Nothing there: a FIFO left by a `start` that died after init saw it (the pipe's
+            # buffer went with the last open end), init has exec'd the container's program
+            try:
+                late = os.read(fd, 4096)
+            except BlockingIOError:  # a writer again: the loop's read waits for it
+                continue
+            if late:
+                data += late
+                os.set_blocking(fd, True)
+                continue
             raise StateError("cannot start an already running container")
         time.sleep(delay)            # between READY and init's open of its end
         delay = min(delay * 2, 0.05)
