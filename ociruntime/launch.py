@@ -284,24 +284,32 @@ def _fork_in_pidns(how: str | None) -> tuple[int, bool]:
     if how in (None, "same"):
         return os.fork(), how == "same"
     from .linux import syscalls as sc
-    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    # the child is in the container's pid namespace from birth, visible to its processes before its own first
+    # step: it inherits non-dumpable across fork (init.py exec_main step 1, CVE-2019-5736 class); we are again after
+    dumpable = sc.prctl(sc.PR_GET_DUMPABLE)
+    sc.set_dumpable(False)
+    pid = -1
     try:
-        if how == "new":
-            sc.unshare(sc.CLONE_NEWPID)
-        else:
-            fd = os.open(how, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                sc.setns(fd, sc.CLONE_NEWPID, f"pid namespace {how}")
-            finally:
-                os.close(fd)
-        pid = -1
+        own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            pid = os.fork()
+            if how == "new":
+                sc.unshare(sc.CLONE_NEWPID)
+            else:
+                fd = os.open(how, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    sc.setns(fd, sc.CLONE_NEWPID, f"pid namespace {how}")
+                finally:
+                    os.close(fd)
+            try:
+                pid = os.fork()
+            finally:
+                if pid != 0:         # the parent (or no child): back; the child stays where it was born
+                    sc.setns(own, sc.CLONE_NEWPID, "our own pid namespace, back from the container's")
         finally:
-            if pid != 0:             # the parent (or no child): back; the child stays where it was born
-                sc.setns(own, sc.CLONE_NEWPID, "our own pid namespace, back from the container's")
+            os.close(own)
     finally:
-        os.close(own)
+        if pid != 0 and dumpable:
+            sc.set_dumpable(True)
     return pid, True
 
 

@@ -189,6 +189,7 @@ def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
 
 
 PR_SET_PDEATHSIG = 1
+PR_GET_DUMPABLE = 3
 PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_SET_NAME = 15
