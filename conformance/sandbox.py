@@ -171,7 +171,7 @@ def write_wrapper(path, real, log):
     os.chmod(path, 0o755)
 
 
-def run_pty(argv, timeout, rows=30, cols=100):
+def run_pty(argv, timeout, rows=30, cols=100, env=None):
     """Run argv with a pseudo-terminal as its stdin/stdout/stderr (size rows x cols); return (exit code, output).
 
     Output is everything read from the master until the child exits and the slave is closed."""
@@ -181,7 +181,7 @@ def run_pty(argv, timeout, rows=30, cols=100):
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     try:
-        p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True, env=env)
     finally:
         os.close(slave)
     out = bytearray()

@@ -234,6 +234,18 @@ def test_mounts_tmpfs_with_options(runtime, bundle, cid):
     assert mode == "700"
 
 
+def test_tmpfs_over_an_existing_directory_takes_its_mode_as_runc(runtime, bundle, cid):
+    """runc 1.1: a tmpfs mounted over a directory of the rootfs gets that directory's mode (Docker's `--tmpfs /tmp`
+    keeps /tmp's 1777), whatever mode= says; a directory created for the mount keeps mode=."""
+    os.chmod(os.path.join(bundle.rootfs, "tmp"), 0o1777)
+    for dest in ("/tmp", "/fresh"):
+        bundle.config["mounts"].append({"destination": dest, "type": "tmpfs", "source": "tmpfs",
+                                        "options": ["nosuid", "nodev", "mode=700"]})
+    out = run_sh(runtime, bundle, cid, "stat -c %a /tmp /fresh; grep ' /tmp ' /proc/self/mountinfo")
+    assert out.splitlines()[:2] == ["1777", "700"], out
+    assert "mode=700" in out.splitlines()[2], out
+
+
 def test_bind_mount_ro_of_a_host_directory(runtime, bundle, cid, tmp_path):
     src = tmp_path / "shared"
     src.mkdir()

@@ -215,9 +215,10 @@ def test_tmpfs_gets_flags_size_and_mode(scratch):
     base, root = scratch
 
     def child():
-        mounts.mount_all(root, (Mount("/tmp", "tmpfs", "tmpfs", ("nosuid", "nodev", "noexec", "size=64k",
-                                                                  "mode=1750")),), bundle=base)
-        t = os.path.join(root, "tmp")
+        # a directory the mount creates: mode= applies (over an existing one the directory's mode wins, as runc)
+        mounts.mount_all(root, (Mount("/scratch", "tmpfs", "tmpfs", ("nosuid", "nodev", "noexec", "size=64k",
+                                                                      "mode=1750")),), bundle=base)
+        t = os.path.join(root, "scratch")
         sv = os.statvfs(t)
         return _flags(t), sv.f_blocks * sv.f_frsize, stat.S_IMODE(os.stat(t).st_mode)
 

@@ -232,6 +232,8 @@ def _mount_fs(rootfs, m, dest, where, opts, mount_label, index) -> int:
         _check_ordinary_directory(rootfs, dest, fstype, index)
     source = m.source or fstype or "none"
     data = _with_label(opts.data, fstype, mount_label)
+    keep_mode = _dir_mode(rootfs, dest) if fstype == "tmpfs" and not opts.flags & (sc.MS_REMOUNT | sc.MS_RDONLY) \
+        else None
     fd = open_in_root(rootfs, dest, create=None if opts.flags & sc.MS_REMOUNT else "dir")
     try:
         try:
@@ -252,7 +254,29 @@ def _mount_fs(rootfs, m, dest, where, opts, mount_label, index) -> int:
             _idmap_in_place(rootfs, dest, fd, opts, m, where, index)
     finally:
         os.close(fd)
-    return open_in_root(rootfs, dest)
+    target = open_in_root(rootfs, dest)
+    if keep_mode is not None:
+        # runc: a tmpfs mounted over a directory of the rootfs gets that directory's mode, whatever mode= says
+        # (Docker's `--tmpfs /tmp` keeps /tmp's 1777); a directory created for the mount keeps mode=
+        try:
+            os.chmod(fd_path(target), keep_mode)
+        except OSError as e:
+            os.close(target)
+            raise SyscallError("chmod", where, e.errno) from None
+    return target
+
+
+def _dir_mode(rootfs, dest) -> int | None:
+    """Permission bits (with sticky/setgid) of the directory at `dest` before anything is mounted on it."""
+    try:
+        fd = open_in_root(rootfs, dest)
+    except (SyscallError, OSError):
+        return None
+    try:
+        st = os.stat(fd_path(fd))
+    finally:
+        os.close(fd)
+    return stat.S_IMODE(st.st_mode) if stat.S_ISDIR(st.st_mode) else None
 
 
 # fstype -> host path bound instead when mounting it is refused in a user namespace
