@@ -4,7 +4,7 @@
 PYTHON  ?= /usr/bin/python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-APT_PKGS := python3 python3-venv python3-dev busybox-static libcap-dev libseccomp2 runc iproute2 util-linux containerd podman
+APT_PKGS := python3 python3-venv python3-dev busybox-static libcap-dev libseccomp2 runc iproute2 util-linux containerd podman docker.io
 # what a criu >= 4.1 binary needs at run time for checkpoint/restore (Debian 12's own criu 3.17 fails on kernels
 # >= 6.13; see ../shared/tools/criu/README.md): its libraries, iptables (network locking), tar + gzip (tmpfs)
 APT_PKGS += libbsd0 libgnutls30 libnftables1 libprotobuf-c1 libnl-3-200 libnet1 libuuid1 iptables tar gzip

@@ -245,3 +245,93 @@ runroot = "{d('runroot')}"
         left = remove_cgroup_tree(self.cgroup_parent)
         return left
 
+
+
+class Docker:
+    """A dockerd of our own (Debian's docker.io 20.10) with its managed containerd, driven by Debian's `docker` CLI
+    (the docker next to dockerd, not another one earlier in PATH): own data root, exec root, socket, pidfile and
+    config file; no bridge, no iptables, no forwarding; vfs storage (no overlay mounts to leave behind); cgroupfs
+    driver with an absolute --cgroup-parent that the caller's cgroup namespace places below its own cgroups. The
+    runtimes are registered with --add-runtime under `names` (docker reserves "runc" for its own)."""
+
+    def __init__(self, workdir, cgroup_parent, runtimes, dockerd, cli):
+        self.workdir, self.cgroup_parent, self.cli = workdir, cgroup_parent, cli
+        d = lambda *p: os.path.join(workdir, *p)  # noqa: E731
+        for sub in ("data", "exec", "cli", "tmp"):
+            os.makedirs(d(sub), exist_ok=True)
+        self.sock, self.pidfile, self.log = d("docker.sock"), d("dockerd.pid"), d("dockerd.log")
+        self.config = d("daemon.json")
+        with open(self.config, "w") as f:
+            f.write("{}\n")
+        argv = [dockerd, "--data-root", d("data"), "--exec-root", d("exec"), "-H", f"unix://{self.sock}",
+                "--pidfile", self.pidfile, "--config-file", self.config, "--bridge=none", "--iptables=false",
+                "--ip6tables=false", "--ip-forward=false", "--ip-masq=false", "--userland-proxy=false",
+                "--storage-driver", "vfs", "--exec-opt", "native.cgroupdriver=cgroupfs",
+                "--cgroup-parent", cgroup_parent, "--log-level", "warn"]
+        for name, path in runtimes.items():
+            argv += ["--add-runtime", f"{name}={path}"]
+        # /etc/docker: dockerd 20.10 writes its trust key (key.json) there whatever --config-file says
+        self.sandbox = MountSandbox(covered=("/run", "/var/lib", "/etc/docker"))
+        self.daemon = None
+        self.env = {**os.environ, "DOCKER_CONFIG": d("cli"), "TMPDIR": d("tmp"), "DOCKER_HOST": f"unix://{self.sock}"}
+        try:
+            with open(self.log, "ab") as log:
+                self.daemon = subprocess.Popen(self.sandbox.wrap(argv), stdin=subprocess.DEVNULL, stdout=log,
+                                               stderr=log, env=self.env, start_new_session=True,
+                                               preexec_fn=die_with_parent(signal.SIGTERM))
+            self._wait_ready(60)
+        except BaseException:
+            self.close()
+            raise
+
+    def _wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.daemon.poll() is not None:
+                raise RuntimeError(f"dockerd exited {self.daemon.returncode}: {self.tail_log()}")
+            if os.path.exists(self.sock) and self.docker("version", timeout=10, check=False).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"dockerd not ready after {timeout}s: {self.tail_log()}")
+
+    def tail_log(self, n=20):
+        try:
+            with open(self.log, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def argv(self, *args):
+        return self.sandbox.wrap(["env", f"DOCKER_CONFIG={self.env['DOCKER_CONFIG']}", self.cli, "-H",
+                                  f"unix://{self.sock}", *args])
+
+    def docker(self, *args, timeout=60, check=True, input=None):
+        p = subprocess.run(self.argv(*args), input=input, stdin=None if input is not None else subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=timeout, env=self.env)
+        if check and p.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} -> {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
+        return p
+
+    def daemon_pid(self):
+        try:
+            with open(self.pidfile) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return self.daemon.pid if self.daemon is not None else None
+
+    def close(self):
+        """Containers and images removed, dockerd stopped by its pid (SIGTERM, then SIGKILL), then whatever is
+        left in the sandbox (its containerd, shims), then the cgroups. Returns remove_cgroup_tree's leftovers."""
+        if self.daemon is not None and self.daemon.poll() is None:
+            ids = self.docker("ps", "-aq", check=False, timeout=30).stdout.split()
+            if ids:
+                self.docker("rm", "-f", *ids, check=False, timeout=60)
+            self.docker("image", "prune", "-af", check=False, timeout=60)
+            self.daemon.terminate()
+            try:
+                self.daemon.wait(20)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                self.daemon.wait()
+        self.sandbox.close()
+        return remove_cgroup_tree(self.cgroup_parent)

@@ -352,6 +352,11 @@ PROP_XFAIL = {"exit": ITEM[1] + ": rootfsPropagation spellings refused / not app
               "mounts": ITEM[1] + ": rootfsPropagation not applied to /"}
 
 
+# probe additions of some edge cases (the `extra` section)
+EXTRA = {"seccomp-denylist": "mkdir /tmp/sc 2>&1; echo mkdir=$?; hostname x 2>&1; echo sethostname=$?",
+         "terminal-user-nobody": "tty; stat -c '%u %g %a' $(tty)"}
+
+
 def corpus():
     """Every Case, with the probe as its process. Known differences that issue 9's items 1-17 fix are xfail with
     the item; HOME (item 3) and the terminal (item 9) are marked where the config triggers them."""
@@ -482,6 +487,15 @@ def corpus():
             lambda c: c["mounts"].__setitem__(6, {"destination": "/sys/fs/cgroup", "type": "cgroup",
                                                   "source": "cgroup", "options": ["nosuid", "noexec", "nodev",
                                                                                   "relatime", "ro"]})), {}),
+        ("terminal-user-nobody", _several(_set("process.terminal", True),
+                                          _set("process.user", {"uid": 65534, "gid": 65534})), {}),
+        ("seccomp-denylist", _set("linux.seccomp", {
+            "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86",
+                                                                 "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                         {"names": ["sethostname", "setdomainname"], "action": "SCMP_ACT_ERRNO"},
+                         {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                          "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}]}), {}),
         ("hooks-with-env", None, {}),
         ("hooks-without-env", None, {"hook_env": ITEM[10] + ": hooks without env get the runtime's environment"}),
         ("exit-code-3", None, {}),
@@ -490,7 +504,7 @@ def corpus():
     ]
     for name, fn, xf in edge:
         cfg = _with(plain, fn) if fn is not None else copy.deepcopy(plain)
-        cfg["process"]["args"] = probe_args(3 if name == "exit-code-3" else 0)
+        cfg["process"]["args"] = probe_args(3 if name == "exit-code-3" else 0, EXTRA.get(name, ":"))
         if name == "killed-by-signal":   # not PID 1 of a pid namespace: SIGKILL from inside would not reach it
             cfg["process"]["args"] = ["sh", "-c", "kill -9 $$"]
             cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]

@@ -149,6 +149,8 @@ def _sections(case):
         return ["exit"]
     names = ["exit", "env", "cwd", "ids", "caps", "security", "umask", "rlimits", "pid", "oom", "hostname",
              "namespaces", "mounts", "dev", "cgroup", "devices", "sysctl", "writable"]
+    if "s extra\n:\n" not in args[2]:
+        names.append("extra")
     if case.config["process"].get("terminal"):
         names.append("tty")
     if case.config.get("hooks"):
