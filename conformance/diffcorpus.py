@@ -178,7 +178,8 @@ def containerd_cri(propagation=None, readonly_root=False, privileged=False):
     return c
 
 
-ALL_CAPS = ["CAP_CHOWN",  # in capability number order (linux/capability.h) "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+# in capability number order (linux/capability.h)
+ALL_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
             "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
             "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
             "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
@@ -341,7 +342,7 @@ def _several(*fns):
 ITEM = {n: f"issue 9 item {n}" for n in range(1, 18)}
 # issue 9 items not on main yet: only their xfails apply (a landed item's difference must be gone; remove it here
 # when its fix lands)
-IN_FLIGHT = {1, 7, 8, 9, 14, 16, 17}
+IN_FLIGHT = {8, 16}
 
 
 def _in_flight(reason):

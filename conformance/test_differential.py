@@ -102,7 +102,45 @@ def _unbindable_root(case, runtime, section, value, obs):
     return value
 
 
+def _root_propagation_applied(case, runtime, section, value, obs):
+    if case.config["linux"].get("rootfsPropagation") not in ("shared", "rshared"):
+        return value
+    # both sides: the propagation of every mount but a volume from a shared host mount (compared as is) is left
+    # out; flags, types, sources and the set of mounts are still compared
+    return [x if x.startswith("/vol ") else re.sub(r" prop=\S+ ", " prop=(see ACCEPTED) ", x) for x in value]
+
+
+def _readonly_root_without_mount_ns(case, runtime, section, value, obs):
+    no_mnt = not any(n["type"] == "mount" for n in case.config["linux"]["namespaces"])
+    if runtime != "runc" or not no_mnt or not case.config["root"].get("readonly"):
+        return value
+    return [x[:-3] + " ro" if x.endswith(" rw") else x for x in value]
+
+
+def _masks_under_readonly_dev(case, runtime, section, value, obs):
+    dev = next((m for m in case.config["mounts"] if m["destination"] == "/dev"), {})
+    if runtime != "runc" or "ro" not in dev.get("options", ()):
+        return value
+    return [re.sub(r"^(/\S+ root=/null opts=)ro,", r"\1rw,", x) for x in value]
+
+
 ACCEPTED = {
+    "rootfs-propagation-applied": (
+        "rootfsPropagation shared/rshared: config-linux.md 'sets the rootfs's mount propagation' and issue 9 item 1 "
+        "asks for it on the container's / after pivot; ociruntime applies it, so / and the mounts made in the "
+        "container are shared (each in a peer group of the container's own). runc 1.1.5 makes the rootfs mount "
+        "private again before pivot_root (rootfsParentMountPrivate), so they end private (its binds of host "
+        "mounts stay shared). Volumes from a shared host mount (CRI's Bidirectional) are shared under both and "
+        "still compared.",
+        ("mounts",), _root_propagation_applied),
+    "readonly-root-without-mount-namespace": (
+        "config.md root.readonly: 'If true then the root filesystem MUST be read-only inside the container'. "
+        "Without a mount namespace runc 1.1.5 leaves it writable; ociruntime makes its private self-bind of the "
+        "rootfs read-only (issue 9 item 2).", ("writable",), _readonly_root_without_mount_ns),
+    "masked-files-under-readonly-dev": (
+        "A read-only /dev: runc binds /dev/null over masked files after /dev went read-only, so those binds are "
+        "ro; ociruntime masks before its final read-only remount of /dev (issue 9 item 7), so they are rw. Either "
+        "way the file is /dev/null, which discards writes.", ("mounts",), _masks_under_readonly_dev),
     "unbindable-rootfs-starts": (
         "rootfsPropagation (r)unbindable: runc 1.1.5 sets MS_UNBINDABLE on the rootfs before it binds it and the "
         "kernel refuses the bind (EINVAL: 'error preparing rootfs'); config-linux.md lists unbindable as a valid "
