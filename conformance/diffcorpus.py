@@ -118,6 +118,12 @@ def _etc_files(bundle):
         with open(os.path.join(d, name), "w") as f:
             f.write(text)
     os.makedirs(os.path.join(bundle, "volume"), exist_ok=True)
+    # a bind source only the host's root can reach (a user-namespaced container's root cannot)
+    private = os.path.join(bundle, "private")
+    os.makedirs(os.path.join(private, "data"), exist_ok=True)
+    with open(os.path.join(private, "data", "secret"), "w") as f:
+        f.write("only-root\n")
+    os.chmod(private, 0o700)
 
 
 def _bind(dest, src, opts):
@@ -342,7 +348,7 @@ def _several(*fns):
 ITEM = {n: f"issue 9 item {n}" for n in range(1, 18)}
 # issue 9 items not on main yet: only their xfails apply (a landed item's difference must be gone; remove it here
 # when its fix lands)
-IN_FLIGHT = {8, 16}
+IN_FLIGHT = {16}
 
 
 def _in_flight(reason):
@@ -354,7 +360,8 @@ PROP_XFAIL = {"exit": ITEM[1] + ": rootfsPropagation spellings refused / not app
 
 
 # probe additions of some edge cases (the `extra` section)
-EXTRA = {"seccomp-denylist": "mkdir /tmp/sc 2>&1; echo mkdir=$?; hostname x 2>&1; echo sethostname=$?",
+EXTRA = {"userns-bind-under-private-dir": "cat /vol/secret; stat -c '%u %g %a' /vol /vol/secret",
+         "seccomp-denylist": "mkdir /tmp/sc 2>&1; echo mkdir=$?; hostname x 2>&1; echo sethostname=$?",
          "terminal-user-nobody": "tty; stat -c '%u %g %a' $(tty)"}
 
 
@@ -497,6 +504,11 @@ def corpus():
                          {"names": ["sethostname", "setdomainname"], "action": "SCMP_ACT_ERRNO"},
                          {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
                           "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}]}), {}),
+        ("userns-bind-under-private-dir", _several(
+            _set("linux.uidMappings", [{"containerID": 0, "hostID": 100000, "size": 65536}]),
+            _set("linux.gidMappings", [{"containerID": 0, "hostID": 100000, "size": 65536}]),
+            lambda c: c["linux"]["namespaces"].append({"type": "user"}),
+            _add_mount(_bind("/vol", "{bundle}/private/data", ["rbind", "ro"]))), {}),
         ("hooks-with-env", None, {}),
         ("hooks-without-env", None, {"hook_env": ITEM[10] + ": hooks without env get the runtime's environment"}),
         ("exit-code-3", None, {}),

@@ -208,6 +208,7 @@ def observe(runtime, binary, config, workdir, cid, cgroup, prepare=None, subst=N
     for d in (bundle, out, root, os.path.join(bundle, "hooks")):
         os.makedirs(d, exist_ok=True)
     os.chmod(base, 0o755)
+    os.chmod(root, 0o700)   # as runc's default /run/runc and `mktemp -d` make it
     rootfs = shared_rootfs(workdir)
     text = json.dumps(config).replace("{bundle}", bundle).replace("{out}", out).replace("{cgroup}", cgroup)
     for key, value in (subst or {}).items():
