@@ -191,6 +191,9 @@ def delete(st: ContainerState, log, force: bool = False) -> None:
     if st.facts.get("hostMount"):       # no mount namespace: the container's mounts are in ours (launch.py)
         from .linux import rootfs
         rootfs.detach_host_mount(*st.facts["hostMount"])
+    elif st.facts.get("hostMountBefore"):   # a create that died: what its init stacked on the rootfs (launch.py)
+        from .linux import rootfs
+        rootfs.detach_above(*st.facts["hostMountBefore"])
     hooks_raw = st.facts.get("hooks") or {}
     st.remove()
     step("state removed")

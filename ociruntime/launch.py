@@ -120,7 +120,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
                              preserve_fds=_preserved_fds(o.preserve_fds or 0),
                              cgroup_state=mgr.to_state() if mgr else None, debug=g.debug)
         if not cfg.linux.namespace("mount"):
-            undo.append(_host_mount_undo(cfg.root_path))
+            undo.append(_host_mount_undo(st, cfg.root_path))
         step("ready to fork")
         pidns = cfg.linux.namespace("pid")
         pid, args.in_pidns = _fork_in_pidns("new" if pidns and not pidns.path and not cfg.linux.namespace("user")
@@ -171,6 +171,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         if not cfg.linux.namespace("mount"):     # what `delete` detaches (rootfs.prepare_without_mount_ns)
             from .linux import rootfs
             st.facts["hostMount"] = [os.path.realpath(cfg.root_path), rootfs.top_mount_id(cfg.root_path)]
+            st.facts.pop("hostMountBefore", None)
         if doc.get("hooks"):
             st.facts["hooks"] = doc["hooks"]
         st.save()
@@ -199,16 +200,14 @@ def rollback(undo) -> None:
             pass
 
 
-def _host_mount_undo(root: str):
-    """No mount namespace: init mounts in ours, below a self-bind of the rootfs; a failed create detaches it."""
+def _host_mount_undo(st, root: str):
+    """No mount namespace: init mounts in ours, below a self-bind of the rootfs; a failed create detaches it. What
+    was topmost on the rootfs before is recorded first, as the cgroups: `delete --force` after a create killed
+    anywhere from here on detaches what init stacked there (rootfs.detach_above)."""
     from .linux import rootfs
-    before = rootfs.top_mount_id(root)
-
-    def undo():
-        now = rootfs.top_mount_id(root)
-        if now is not None and now != before:
-            rootfs.detach_host_mount(root, now)
-    return undo
+    st.facts["hostMountBefore"] = before = [os.path.realpath(root), rootfs.top_mount_id(root)]
+    st.save()
+    return lambda: rootfs.detach_above(*before)
 
 
 class Interrupted(RuntimeErr):

@@ -202,3 +202,16 @@ def test_user_namespace_container_with_a_private_root_dir(bundle, cid, tmp_path)
         rt.wait_status(cid, "stopped")
     finally:
         rt.cleanup()
+
+
+@pytest.mark.parametrize("point", ["create:init-pid", "create:init-ready"])
+def test_without_mount_namespace_delete_force_after_create_was_killed_leaves_no_mount(runtime, bundle, cid, point):
+    # the rootfs self-bind and the container's mounts below it are in OUR namespace: a create SIGKILLed once init
+    # has made them (or while it makes them) must not leave them on the host for `delete --force` to miss
+    before = own_mounts()
+    env = dict(os.environ, OCIRUNTIME_TEST_FAULT=point)
+    p = runtime("create", "--bundle", without_mount_ns(bundle).set_args("sleep", "60").write(), cid, check=False,
+                env=env)
+    assert p.returncode == -9, p.stderr
+    runtime("delete", "--force", cid)      # kills init (in the cgroups) first, then detaches
+    assert own_mounts() == before

@@ -77,6 +77,14 @@ def detach_host_mount(path: str, mount_id: int) -> None:
         sc.umount2(os.path.realpath(path), sc.MNT_DETACH)
 
 
+def detach_above(path: str, before: int | None) -> None:
+    """Detach the topmost mount on `path` unless it is `before`, the one that was there before create's init ran
+    (a failed or killed create: the self-bind of prepare_without_mount_ns, with the container's mounts below it)."""
+    now = top_mount_id(path)
+    if now is not None and now != before:
+        sc.umount2(os.path.realpath(path), sc.MNT_DETACH)
+
+
 def mountpoint_of(path: str) -> str:
     """The mount point of the mount that contains `path` (longest matching mountinfo entry)."""
     path = os.path.realpath(path)
