@@ -80,7 +80,8 @@ clean:
 	rm -rf build $(VENV) *.egg-info
 
 # The cgroup v2 half of the cgroup tests, in a throw-away VM whose /sys/fs/cgroup is pure cgroup2 (this host is v1
-# hybrid): the v2 driver and eBPF device tests, then the version-agnostic cgroup spec-tests with real containers.
+# hybrid): the v2 driver and eBPF device tests, then the version-agnostic cgroup spec-tests with real containers, and
+# the rootless ones (a delegated v2 subtree there).
 # One VM boot (~20-30 s under TCG) runs all three; not part of `make test`.
 CGROUP2_VM := ../shared/tools/cgroup2-vm.sh
 .PHONY: test-cgroup2
@@ -88,8 +89,8 @@ test-cgroup2: deps bundle
 	@if [ ! -x $(CGROUP2_VM) ]; then echo "test-cgroup2: $(CGROUP2_VM) is absent: no cgroup v2 VM here; skipping"; exit 0; fi; \
 	$(CGROUP2_VM) 'CGROUP2_VM=1 $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) \
 	  tests/test_cgroups_v2.py tests/test_cgroups_devices_bpf.py; unit=$$?; \
-	sh spec-tests/confine.sh $(BIN)/python -m pytest -q -p no:cacheprovider -rs $(PYTEST_ARGS) \
-	  tests/test_cgroups_cli.py spec-tests/test_cgroups.py; spec=$$?; exit $$((unit | spec))'
+	OCIRUNTIME_VM=1 sh spec-tests/confine.sh $(BIN)/python -m pytest -q -p no:cacheprovider -rs $(PYTEST_ARGS) \
+	  tests/test_cgroups_cli.py spec-tests/test_cgroups.py spec-tests/test_rootless.py; spec=$$?; exit $$((unit | spec))'
 
 # The systemd cgroup driver (--systemd-cgroup) against a real systemd 252 on cgroup v2: the VM of cgroup2-vm.sh
 # --systemd (~1 min to boot under TCG, then each container ~2-5 s). Every spec-test runs for ociruntime and for runc

@@ -67,9 +67,13 @@ def _v1(dest: str, read_only: bool, cgroupns: bool, state: dict, flags: int, joi
 
 def _v2(dest: str, read_only: bool, cgroupns: bool, state: dict, flags: int, joined_ns: bool):
     if cgroupns:
-        sc.mount("cgroup2", dest, "cgroup2", flags | (sc.MS_RDONLY if read_only else 0))
-    else:
-        _bind(state["path"], dest, flags, read_only)
+        try:
+            sc.mount("cgroup2", dest, "cgroup2", flags | (sc.MS_RDONLY if read_only else 0))
+            return
+        except OSError as e:     # rootless: the kernel may refuse a fresh cgroup2 mount in a user namespace
+            if e.errno not in (1, 16):       # (EPERM, EBUSY); runc binds the container's cgroup then, so do we
+                raise
+    _bind(state["path"], dest, flags, read_only)
 
 
 def mount_cgroup(dest: str, *, read_only: bool, cgroupns: bool, manager_state: dict, flags: int = 0,
