@@ -114,7 +114,8 @@ def _external_mounts(cfg, cgroup_state, *, restore: bool) -> list:
                 if p not in seen:
                     seen.add(p)
                     out.append({"key": p, "val": "/dev/null"})
-    for d in cfg.linux.devices:          # bound from the host in a user namespace (devices.py)
+    from .linux.devices import all_devices
+    for d in all_devices(cfg.linux.devices):     # bound from the host in a user namespace (devices.py)
         add(d.path, d.path)
     return out
 

@@ -321,3 +321,28 @@ def test_help_and_features_tell_the_truth(runtime):
     assert "unsupported" not in out
     feats = json.loads(runtime("features").stdout)
     assert feats["annotations"]["org.opencontainers.runc.checkpoint.enabled"] == "true"
+
+
+def test_user_namespace_container_checkpoints_and_a_restore_failure_leaves_nothing(cr, runtime, bundle, cid,
+                                                                                    tmp_path):
+    """In a user namespace the devices are binds of the host's nodes: named to criu as external, the dump works.
+    criu 4.2 then reads its images from inside the restored user namespace and is refused (runc 1.1.5 fails the
+    same way, 'criu failed: type NOTIFY'): the restore fails with criu's reason and rolls back completely."""
+    from test_isolation import open_path_to
+    open_path_to(bundle.rootfs)
+    bundle.config["linux"]["namespaces"].append({"type": "user"})
+    bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    path = counter_bundle(bundle)
+    cr.run_detached(path, cid)
+    before = cr.wait_count(cid, 3)
+    img = str(tmp_path / "img")
+    cr.checkpoint(img, cid)
+    p = cr.restore(img, path, cid, check=False)
+    if p.returncode == 0:                # a criu that restores user namespaces: then it must really continue
+        assert cr.count(cid) >= before
+        runtime("delete", "--force", cid)
+    else:
+        assert "criu failed: type RESTORE" in p.stderr and "restore.log" in p.stderr, p.stderr
+        assert runtime("state", cid, check=False).returncode != 0
+        assert os.listdir(runtime.root) == []

@@ -195,8 +195,9 @@ def reopen_dev_null() -> None:
             st = os.fstat(fd)
         except OSError:
             continue
-        if st.st_rdev == null.st_rdev and stat.S_ISCHR(st.st_mode) and \
-                (st.st_dev, st.st_ino) != (null.st_dev, null.st_ino):
+        # even the same inode: in a user namespace /dev/null is a bind of the host's, and the fd must be on
+        # the container's mount of it, not the host's /dev
+        if st.st_rdev == null.st_rdev and stat.S_ISCHR(st.st_mode):
             new = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
             try:
                 os.dup2(new, fd)
