@@ -215,3 +215,23 @@ def test_without_mount_namespace_delete_force_after_create_was_killed_leaves_no_
     assert p.returncode == -9, p.stderr
     runtime("delete", "--force", cid)      # kills init (in the cgroups) first, then detaches
     assert own_mounts() == before
+
+
+def test_user_namespace_bind_of_a_read_only_host_mount_cannot_be_remounted_writable_inside(runtime, bundle, cid,
+                                                                                        tmp_path):
+    # the kernel locks the flags of mounts a less privileged user namespace gets from a more privileged one
+    # (MNT_LOCK_READONLY...): the container's root must not make a read-only host mount writable through its bind
+    src = tmp_path / "rohost"
+    src.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(src)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(src)], check=True)   # read-only mount, rw superblock
+        b = user_namespaced(bundle)
+        b.config["mounts"].append({"destination": "/tmp/vol", "type": "bind", "source": str(src), "options": ["rbind"]})
+        for k, caps in b.config["process"]["capabilities"].items():
+            caps.append("CAP_SYS_ADMIN")
+        out = runtime("run", "--bundle", b.set_args(
+            "sh", "-c", "mount -o remount,bind,rw /tmp/vol 2>&1; touch /tmp/vol/escaped 2>&1; true").write(), cid).stdout
+        assert not (src / "escaped").exists(), out
+    finally:
+        subprocess.run(["umount", "-l", str(src)])

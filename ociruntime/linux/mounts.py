@@ -193,6 +193,12 @@ def _bind(rootfs, m, dest, where, opts, bundle, index, source_fd=None) -> int:
     if not m.source:
         raise ConfigError(f"mounts[{index}].source", "a bind mount needs a source")
     source = m.source if os.path.isabs(m.source) else os.path.join(bundle, m.source)
+    if source_fd is not None and not opts.idmap and os.path.exists(source):
+        # reachable from here: bind the path, in the container's mount namespace. The kernel then locks the flags
+        # (ro, nosuid, nodev, noexec, atime) and submounts of the host mount it copies against the container's
+        # root; a clone made in the host's namespace and moved in is not locked (its root could remount a
+        # read-only host mount writable). The clone is for sources only the host's root reaches.
+        source_fd = None
     try:
         kind = "dir" if stat.S_ISDIR((os.stat(source) if source_fd is None else os.fstat(source_fd)).st_mode) \
             else "file"
