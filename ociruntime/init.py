@@ -347,7 +347,8 @@ def _load_seccomp(a, cfg, listener):
 def _cgroup_mounter(a):
     state = a.cgroup_state
     if not state:
-        if not a.cfg.linux.namespace("user"):
+        from .cli import in_user_namespace
+        if not a.cfg.linux.namespace("user") and not in_user_namespace():
             return None
         state = _own_cgroup_state()   # rootless without a cgroup of its own: bind the ones init is in (runc)
     ns = a.cfg.linux.namespace("cgroup")

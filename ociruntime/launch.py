@@ -282,6 +282,8 @@ def _fork_in_pidns(how: str | None) -> tuple[int, bool]:
     user or time namespace must come first, or the pid namespace is given by path)."""
     if how in (None, "same"):
         return os.fork(), how == "same"
+    if os.geteuid() != 0 or _in_userns():   # rootless (podman runs us as root of its user namespace): the way back
+        return os.fork(), False             # to our own pid namespace needs CAP_SYS_ADMIN where we have none
     from .linux import syscalls as sc
     # the child is in the container's pid namespace from birth, visible to its processes before its own first
     # step: it inherits non-dumpable across fork (init.py exec_main step 1, CVE-2019-5736 class); we are again after
@@ -337,10 +339,15 @@ def _or_child_error(sock, fn):
         raise
 
 
+def _in_userns() -> bool:
+    from .cli import in_user_namespace
+    return in_user_namespace()
+
+
 def _cgroup_manager(g, cfg, cid):
     from .linux import cgroups
     mgr = cgroups.manager_for(cfg.linux.cgroups_path, cid, systemd=g.systemd_cgroup, log=g.log.debug)
-    if g.rootless != "false" and (g.rootless != "auto" or os.geteuid() != 0):
+    if g.rootless != "false" and (g.rootless != "auto" or os.geteuid() != 0 or _in_userns()):
         from .linux import rootless
         if rootless.enabled(g):
             rootless.check_config(cfg)

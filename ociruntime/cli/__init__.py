@@ -46,13 +46,22 @@ class Globals:
 
 
 def default_root() -> str:
-    """runc's rule: a non-root user with $XDG_RUNTIME_DIR keeps its state there (runc: $XDG_RUNTIME_DIR/runc)."""
+    """runc's rule: a non-root user with $XDG_RUNTIME_DIR keeps its state there (runc: $XDG_RUNTIME_DIR/runc); so
+    does root of a user namespace whose $USER is not root (rootless podman runs the runtime so)."""
     from .. import fastos as os
-    if os.geteuid() != 0:
-        xdg = os.getenv("XDG_RUNTIME_DIR")
-        if xdg:
-            return xdg.rstrip("/") + "/ociruntime"
+    xdg = os.getenv("XDG_RUNTIME_DIR")
+    if xdg and (os.geteuid() != 0 or (os.getenv("USER") != "root" and in_user_namespace())):
+        return xdg.rstrip("/") + "/ociruntime"
     return "/run/ociruntime"
+
+
+def in_user_namespace() -> bool:
+    """runc's userns.RunningInUserNS: our uid_map is not the initial namespace's identity map."""
+    try:
+        with open("/proc/self/uid_map", "rb") as f:
+            return f.read().split() != [b"0", b"0", b"4294967295"]
+    except OSError:
+        return False
 
 
 class UsageError(RuntimeErr):

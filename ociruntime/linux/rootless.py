@@ -15,16 +15,20 @@ from ..errors import ConfigError
 
 
 def enabled(g) -> bool:
+    """--rootless: true/false as given; auto (runc's): not root, or root of a user namespace."""
     mode = (g.rootless or "auto").lower()
     if mode not in ("auto", "true", "false"):
         from ..cli import UsageError
         raise UsageError(f"invalid value for --rootless: {g.rootless!r} (use auto, true or false)")
-    return mode == "true" or (mode == "auto" and os.geteuid() != 0)
+    if mode != "auto":
+        return mode == "true"
+    from ..cli import in_user_namespace
+    return os.geteuid() != 0 or in_user_namespace()   # runc: root of a user namespace (podman, rootlesskit) too
 
 
 def check_config(cfg) -> None:
     """runc's rootless validation: a user namespace is required (nothing else can map the user to root)."""
-    if not cfg.linux.namespace("user"):
+    if not cfg.linux.namespace("user") and os.geteuid() != 0:   # root of a user namespace already is (podman)
         raise ConfigError("linux.namespaces", "rootless container requires user namespaces (add {\"type\": "
                                               "\"user\"} and uidMappings/gidMappings, as `spec --rootless` writes)")
 
