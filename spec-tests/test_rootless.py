@@ -349,3 +349,49 @@ def test_a_delegated_cgroup_v2_subtree_gets_the_limits(rt, delegated):
 def read_first(path: str) -> str:
     with open(path) as f:
         return f.read().strip()
+
+
+def test_rootless_podman_runs_ociruntime_as_runc(user):
+    """podman as the user (vfs storage, cgroupfs, --network none, an imported busybox image) with --runtime: it runs
+    the runtime as root of its own user namespace, without one in config.json."""
+    podman = shutil.which("podman")
+    if not podman:
+        pytest.skip("podman is not installed")
+    work = tempfile.mkdtemp(prefix="ocirl-")
+    os.chmod(work, 0o755)
+    home, xdg = os.path.join(work, "home"), os.path.join(work, "xdg")
+    os.makedirs(os.path.join(home, ".config", "containers"))
+    os.mkdir(xdg, 0o700)
+    with open(os.path.join(home, ".config", "containers", "storage.conf"), "w") as f:
+        f.write(f'[storage]\ndriver = "vfs"\ngraphroot = "{work}/storage"\nrunroot = "{xdg}/storage"\n')
+    with open(os.path.join(home, ".config", "containers", "containers.conf"), "w") as f:
+        f.write('[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
+    subprocess.run(["tar", "-C", os.path.join(BASE_BUNDLE, "rootfs"), "-cf", f"{work}/bb.tar", "."], check=True)
+    subprocess.run(["chown", "-R", f"{user[0]}:{user[1]}", work], check=True)
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": home, "XDG_RUNTIME_DIR": xdg,
+           "USER": user[2]}
+
+    def as_user(*args):
+        return subprocess.run(list(args), capture_output=True, text=True, env=env, cwd=work, timeout=180,
+                              user=user[0], group=user[1], extra_groups=[], stdin=subprocess.DEVNULL)
+    try:
+        p = as_user(podman, "import", f"{work}/bb.tar", "bb")
+        if p.returncode != 0:
+            pytest.skip(f"rootless podman cannot import an image here: {p.stderr.strip()[-300:]}")
+        outs = {}
+        for exe in RUNTIMES:
+            p = as_user(podman, "--runtime", exe, "run", "--rm", "--network", "none", "localhost/bb:latest",
+                        "sh", "-c", "id -u; cat /proc/self/uid_map | wc -l")
+            assert p.returncode == 0, f"{exe}: {p.stderr}"
+            outs[exe] = p.stdout.split()
+        assert outs[EXE] == ["0", "2"], outs          # root, mapped: the user and a subordinate range
+        assert len(set(map(tuple, outs.values()))) == 1, outs
+    finally:
+        try:
+            with open(os.path.join(xdg, "libpod", "tmp", "pause.pid")) as f:
+                os.kill(int(f.read().strip()), 9)      # podman's pause process keeps its user namespace
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+        reap()
+        shutil.rmtree(work, ignore_errors=True)
