@@ -11,9 +11,13 @@ import uuid
 
 import pytest
 
+from ociruntime.linux import arch
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXE = os.path.join(REPO, ".venv", "bin", "ociruntime")
+# SPEC_RUNTIME=/usr/sbin/runc runs the same checks against another runtime (make test-arm64 does, as the control)
+EXE = os.environ.get("SPEC_RUNTIME") or os.path.join(REPO, ".venv", "bin", "ociruntime")
 BASE_BUNDLE = os.path.join(REPO, "build", "bundle")
+SECCOMP_ARCH = arch.native().SECCOMP_ARCH                # this machine's, for linux.seccomp.architectures
 # one token per pytest session: the leak check below looks only at this session's cgroups (a concurrent session's
 # come and go on the same shared hierarchy roots)
 CGROUP_PARENT = f"ociruntime-test-{uuid.uuid4().hex[:6]}"

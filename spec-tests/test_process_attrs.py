@@ -9,7 +9,8 @@ import os
 
 import pytest
 
-from ociruntime.linux import capabilities
+from conftest import SECCOMP_ARCH
+from ociruntime.linux import arch, capabilities
 
 
 def run(runtime, bundle, cid, script, check=True, **process):
@@ -131,7 +132,7 @@ def seccomp(bundle, **cfg):
 
 
 def test_seccomp_errno_with_errno_ret(runtime, bundle, cid):
-    seccomp(bundle, defaultAction="SCMP_ACT_ALLOW", architectures=["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+    seccomp(bundle, defaultAction="SCMP_ACT_ALLOW", architectures=[SECCOMP_ARCH, *arch.native().SECCOMP_COMPAT],
             syscalls=[{"names": ["mkdir", "mkdirat", "no_such_call"], "action": "SCMP_ACT_ERRNO",
                        "errnoRet": errno.EXDEV}])
     p = run(runtime, bundle, cid, "grep ^Seccomp: /proc/self/status; mkdir /tmp/d; echo rc=$?")
@@ -327,7 +328,7 @@ def test_mount_label_without_selinux_fails_naming_the_field(runtime, bundle, cid
 def test_personality_linux32(runtime, bundle, cid):
     bundle.config["linux"]["personality"] = {"domain": "LINUX32"}
     p = run(runtime, bundle, cid, "uname -m")
-    assert p.stdout.strip() in ("i686", "i386")
+    assert p.stdout.strip() in ("i686", "i386", "armv8l", "armv7l")          # x86-64's / arm64's 32-bit machine
 
 
 def test_scheduler_batch_with_nice(runtime, bundle, cid):

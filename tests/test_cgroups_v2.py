@@ -195,8 +195,14 @@ def test_memory_swap_below_limit_is_an_error(mgr):
 
 @needs_unified
 def test_memory_check_before_update(mgr, sleeper):
-    p = sleeper(sys.executable, "-c", "import time; time.sleep(60)")
+    # memory is charged to the cgroup it is allocated in (v2 moves no charges): allocate after the move, and wait
+    # for it (a slow machine, the arm64 VM, may have finished starting the interpreter before apply)
+    p = sleeper(sys.executable, "-c", "import time\nwhile True: b = bytearray(1 << 20); time.sleep(0.01)")
     mgr.apply(p.pid)
+    deadline = time.monotonic() + 10
+    while int(read(mgr, "memory.current")) <= 4096:
+        assert time.monotonic() < deadline, "the process never allocated in its cgroup"
+        time.sleep(0.05)
     with pytest.raises(CgroupError, match="below current usage"):
         mgr.set({"memory": {"limit": 4096, "checkBeforeUpdate": True}})
 

@@ -11,7 +11,7 @@ import pytest
 from ociruntime.config.model import Rlimit
 from childproc import ChildError, in_child  # noqa: F401
 from ociruntime.errors import ConfigError, SyscallError
-from ociruntime.linux import procattrs, rlimits, sysctl, syscalls
+from ociruntime.linux import arch, procattrs, rlimits, sysctl, syscalls
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 INF = (1 << 64) - 1
@@ -185,7 +185,7 @@ def test_scheduler_unknown_policy_or_flag_is_a_config_error():
 # --- ioPriority --------------------------------------------------------------------------------------------------
 
 def _ioprio_get():
-    ret = _libc.syscall(252, 1, 0)          # ioprio_get(IOPRIO_WHO_PROCESS, self)
+    ret = _libc.syscall(arch.nr("ioprio_get"), 1, 0)  # ioprio_get(IOPRIO_WHO_PROCESS, self)
     assert ret >= 0, os.strerror(ctypes.get_errno())
     return ret >> 13, ret & 0xFF
 
@@ -248,7 +248,8 @@ def test_cpu_affinity_unset_phase_leaves_affinity_alone_and_bad_cpu_names_the_fi
 
 def _get_mempolicy():
     mode, mask = ctypes.c_int(), (ctypes.c_ulong * 16)()
-    ret = _libc.syscall(239, ctypes.byref(mode), mask, ctypes.c_ulong(16 * 64), None, ctypes.c_ulong(0))
+    ret = _libc.syscall(arch.nr("get_mempolicy"), ctypes.byref(mode), mask, ctypes.c_ulong(16 * 64), None,
+                        ctypes.c_ulong(0))
     assert ret == 0, os.strerror(ctypes.get_errno())
     return mode.value, [i for i in range(64) if mask[0] >> i & 1]
 

@@ -271,7 +271,8 @@ def test_notify_sends_the_fd_and_state_to_the_listener_and_the_agent_decides(tmp
     res, _ = run(cfg, mkdir_probe(tmp_path), state=state)
     t.join(10)
     assert res == {"ok": errno.EROFS}                         # the agent's answer reached the container
-    assert out["nfds"] == 1 and out["nr"] in (83, 258)        # mkdir / mkdirat on x86_64
+    mkdir_nrs = {seccomp._lib().seccomp_syscall_resolve_name(n) for n in (b"mkdir", b"mkdirat")}   # this machine's
+    assert out["nfds"] == 1 and out["nr"] in mkdir_nrs
     assert out["state"] == {"ociVersion": "1.3.0", "fds": ["seccompFd"], "pid": 4242,
                             "metadata": "MKNOD=/dev/null", "state": state}
 

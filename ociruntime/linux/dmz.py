@@ -41,8 +41,7 @@ _PT_LOAD, _PT_GNU_STACK = 1, 0x6474E551
 
 def _table():
     """This machine's table, if it has the program (linux/arch/)."""
-    t = arch.native() if arch.MACHINE in arch.MACHINES else None
-    return t if getattr(t, "DMZ_CODE", None) else None
+    return arch.NATIVE if getattr(arch.NATIVE, "DMZ_CODE", None) else None
 
 
 def supported() -> bool:

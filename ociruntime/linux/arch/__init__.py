@@ -7,8 +7,8 @@ Every table module defines (see x86_64.py, aarch64.py; a third architecture is a
   SECCOMP_COMPAT the other ABIs the kernel can run here ("SCMP_ARCH_X86", "SCMP_ARCH_X32"; "SCMP_ARCH_ARM"), which
                  a filter must cover too (a 32-bit process sees other syscall numbers)
   AUDIT_ARCH     the AUDIT_ARCH_* value of native syscalls in seccomp_data.arch (raw BPF)
-  NR             {syscall name: number} for every call linux/syscalls.py makes by number (glibc 2.36 has no wrapper
-                 for them); the unit tests check each table against libseccomp's own numbers for its SECCOMP_ARCH
+  NR             {syscall name: number} for every call linux/syscalls.py (or a test) makes by number (glibc 2.36
+                 has no wrapper for them); tests/test_arch.py checks each table against libseccomp's numbers
   DMZ_*          the sealed exec program of linux/dmz.py: its machine code (assembled from the commented listing
                  beside it), ELF e_machine, where the report fd is patched in, where the code starts when the
                  chmod is left out. A table without DMZ_CODE has no sealed program: create and exec fail (dmz.py)

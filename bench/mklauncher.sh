@@ -1,0 +1,15 @@
+#!/bin/sh
+# mklauncher.sh VENV: write VENV/bin/ociruntime, the executable every CLI call starts (make launcher runs this).
+# It is the venv's interpreter in isolated mode without `site` (-IS), the checkout and the venv's site directories
+# put on sys.path by hand: pip's generated script imports `re` and runs `site`, ~6 ms per call that
+# create/start/state/kill/delete would all pay. A venv made with --system-site-packages (the arm64 VM's: the
+# dependencies are Debian packages there) gets the system's site directories too. Bytecode is compiled once here.
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+venv=$(cd "$1" && pwd)
+path=$("$venv/bin/python" -c 'import os, site, sys
+print(", ".join(repr(p) for p in [sys.argv[1]] + [d for d in site.getsitepackages() if os.path.isdir(d)]))' "$here")
+printf '#!%s -IS\nimport sys\nsys.path[:0] = [%s]\nfrom ociruntime.__main__ import run_and_exit\nrun_and_exit()\n' \
+  "$venv/bin/python3" "$path" > "$venv/bin/ociruntime.tmp"
+chmod 755 "$venv/bin/ociruntime.tmp" && mv "$venv/bin/ociruntime.tmp" "$venv/bin/ociruntime"
+"$venv/bin/python" -m compileall -q "$here/ociruntime" >/dev/null
