@@ -53,8 +53,6 @@ s end
 exit EXIT
 """.replace("CGROUP_FILES", " ".join(CGROUP_FILES))
 
-SECTIONS = ("env", "cwd", "ids", "caps", "security", "umask", "rlimits", "pid", "oom", "hostname", "namespaces",
-            "mounts", "dev", "cgroup", "devices", "sysctl", "writable", "extra", "exit", "tty", "hooks", "hook_env")
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 

@@ -5,21 +5,21 @@ Each corpus case (conformance/diffcorpus.py: configs shaped like runc spec, cont
 podman, CRI-O and the spec's edge cases) runs once under each runtime with `run` (the probe of
 conformance/differential.py prints what it sees), then one test per (case, section) compares the two after
 normalising what legitimately differs (bundle paths, cgroup names, mount and peer-group ids, namespace inodes).
-`test_state_lifecycle` compares `state` JSON through create/start/kill.
+`test_state_json_through_the_lifecycle` compares `state` JSON and exit codes through create/start/kill/delete.
 
 A difference is either fixed, or
-* an xfail(strict=False) naming the issue 9 item (1-17) that is being fixed (it turns into a pass when the fix
-  lands), or
+* an xfail(strict=False) naming the issue 9 item (1-17) that is being fixed (diffcorpus.IN_FLIGHT; remove the
+  item there when its fix lands), or
 * an ACCEPTED difference below, with its reason (spec text or security).
 
-Every run uses a private --root, a fresh rootfs copy and a relative cgroupsPath (below this process's cgroups);
-the session checks that no cgroup, mount or state dir is left. Skips when runc (or the bundle) is missing.
+Every run uses a private --root (0700), the session's one copy of the busybox rootfs and a relative cgroupsPath
+(below this process's cgroups); the session checks that no cgroup or mount is left (the work dir, with every
+--root, goes). Skips when runc (or the bundle) is missing.
 """
 import copy
 import json
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 import time
@@ -217,6 +217,8 @@ def diff_env():
         pytest.skip("needs root")
     import ctypes
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: created containers' inits come back to us
+    with open("/proc/self/mountinfo") as f:
+        mounts_before = {line.split()[4] for line in f}
     work = tempfile.mkdtemp(prefix="ocirt-diff-", dir="/tmp")
     os.chmod(work, 0o755)
     env = {"work": work, "cache": {}, "host_ns": host_namespaces(), "subst": {}, "index": 0}
@@ -252,6 +254,9 @@ def diff_env():
         else:
             remove_tree(work)
         assert not left, f"cgroups left behind: {left}"
+        with open("/proc/self/mountinfo") as f:
+            mounts_left = {line.split()[4] for line in f} - mounts_before
+        assert not mounts_left, f"mounts left behind: {sorted(mounts_left)}"
 
 
 def _own_cgroup(hierarchy):
