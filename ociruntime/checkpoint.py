@@ -19,6 +19,7 @@ import json
 import os
 
 from .errors import RuntimeErr, StateError
+from .faults import point as fault
 from .linux import criu
 
 DESCRIPTORS = "descriptors.json"       # runc's name and format: a JSON list of init's fd 0, 1, 2 link targets
@@ -249,9 +250,11 @@ def restore(g, cid: str, o: Options, criu_path: str, *, console_fd=None) -> "obj
         resources = cfg.linux.resources or {}
         if mgr is not None:
             undo.append(mgr.destroy)
+            st.facts["cgroup"] = mgr.to_state()   # recorded before they exist, as create does: delete --force
+            st.save()                             # after a crash from here on removes them
             mgr.create()
+            fault("restore:cgroups-made")
             mgr.set_devices(resources.get("devices"))   # while the cgroups are empty, as create does
-            st.facts["cgroup"] = mgr.to_state()
         st.save()
         opts, fds, log_path = _common_opts(o, cfg, "restore.log")
         crit_root = os.path.join(st.dir, "criu-root")

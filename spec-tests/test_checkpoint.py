@@ -346,3 +346,23 @@ def test_user_namespace_container_checkpoints_and_a_restore_failure_leaves_nothi
         assert "criu failed: type RESTORE" in p.stderr and "restore.log" in p.stderr, p.stderr
         assert runtime("state", cid, check=False).returncode != 0
         assert os.listdir(runtime.root) == []
+
+
+def test_restore_killed_after_making_its_cgroups_leaves_nothing_after_delete_force(cr, runtime, bundle, cid,
+                                                                                     tmp_path):
+    """restore records its cgroups in the state before making them, as create does (issue 10): a restore killed
+    right after making them (before criu runs) leaves nothing once `delete --force` has run."""
+    from test_crash_injection import _cgroup_dirs_of
+    image = tmp_path / "img"
+    image.mkdir()
+    (image / "descriptors.json").write_text('["/dev/null", "/dev/null", "/dev/null"]')
+    bundle.write()
+    env = dict(os.environ, OCIRUNTIME_TEST_FAULT="restore:cgroups-made")
+    p = cr("restore", "-d", "--image-path", str(image), "--bundle", bundle.path, cid, check=False, env=env,
+           timeout=60)
+    assert p.returncode == -9, p.stderr           # killed at the point: the point exists and was reached
+    assert os.path.isdir(os.path.join(runtime.root, cid))
+    assert _cgroup_dirs_of(bundle.config["linux"]["cgroupsPath"])
+    runtime("delete", "--force", cid)
+    assert not os.path.exists(os.path.join(runtime.root, cid))
+    assert not _cgroup_dirs_of(bundle.config["linux"]["cgroupsPath"])
