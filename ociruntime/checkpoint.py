@@ -260,8 +260,8 @@ def restore(g, cid: str, o: Options, criu_path: str, *, console_fd=None) -> "obj
         crit_root = os.path.join(st.dir, "criu-root")
         os.mkdir(crit_root, 0o755)
         undo.append(lambda: os.rmdir(crit_root))
+        undo.append(lambda: _umount(crit_root))     # before: _criu_root may fail after its first mount
         _criu_root(cfg, crit_root)
-        undo.append(lambda: _umount(crit_root))
         opts.update(evasive_devices=True, rst_sibling=True, root=crit_root,
                     ext_mnt=_external_mounts(cfg, mgr.to_state() if mgr else None, restore=True),
                     inherit_fd=[{"key": s, "fd": i} for i, s in enumerate(descriptors[:3]) if "pipe:" in s])
@@ -358,6 +358,7 @@ def _criu_root(cfg, crit_root: str) -> None:
     from .linux import syscalls as sc
     from .linux.paths import open_in_root
     sc.mount(cfg.root_path, crit_root, None, sc.MS_BIND | sc.MS_REC)
+    fault("restore:root-bound")
     sc.mount(None, crit_root, None, sc.MS_REC | sc.MS_PRIVATE)     # nothing of it propagates elsewhere
     tmpfs = [m.destination.rstrip("/") for m in cfg.mounts if m.type == "tmpfs"]
     from .linux import mounts as mnt

@@ -366,3 +366,20 @@ def test_restore_killed_after_making_its_cgroups_leaves_nothing_after_delete_for
     runtime("delete", "--force", cid)
     assert not os.path.exists(os.path.join(runtime.root, cid))
     assert not _cgroup_dirs_of(bundle.config["linux"]["cgroupsPath"])
+
+
+def test_restore_failing_while_binding_the_rootfs_for_criu_unmounts_it(cr, runtime, bundle, cid, tmp_path):
+    """The rootfs bind on <state>/criu-root is undone by the rollback even when restore fails between that mount
+    and the next one (it was registered for undoing only after both)."""
+    from conftest import _mounts
+    image = tmp_path / "img"
+    image.mkdir()
+    (image / "descriptors.json").write_text('["/dev/null", "/dev/null", "/dev/null"]')
+    bundle.write()
+    before = _mounts()
+    env = dict(os.environ, OCIRUNTIME_TEST_FAULT="restore:root-bound:raise")
+    p = cr("restore", "-d", "--image-path", str(image), "--bundle", bundle.path, cid, check=False, env=env,
+           timeout=60)
+    assert p.returncode == 1 and "injected fault at restore:root-bound" in p.stderr, p.stderr
+    assert not os.path.exists(os.path.join(runtime.root, cid))
+    assert _mounts() == before
