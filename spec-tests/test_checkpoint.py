@@ -237,7 +237,9 @@ def test_restore_after_the_original_was_deleted_and_hooks_run_as_runc(cr, runtim
     assert log.read_text().splitlines()[-1].startswith("poststop")
 
 
-def test_restore_in_the_foreground_waits_and_returns_the_exit_status(cr, runtime, bundle, cid, tmp_path):
+@pytest.mark.parametrize("flags", [(), ("--console-socket", "/nonexistent.sock")], ids=["plain", "console-socket"])
+def test_restore_in_the_foreground_waits_and_returns_the_exit_status(cr, runtime, bundle, cid, tmp_path, flags):
+    """Without -d restore waits, --console-socket or not (runc's runner: detach is -d alone; our run does so too)."""
     bundle.config["mounts"].append(TMPFS)
     path = bundle.set_args("sh", "-c", "i=0; while [ $i -lt 30 ]; do i=$((i+1)); echo $i > /tmp/count; "
                                        "sleep 0.1; done; exit 7").write()
@@ -245,7 +247,7 @@ def test_restore_in_the_foreground_waits_and_returns_the_exit_status(cr, runtime
     cr.wait_count(cid, 3)
     img = str(tmp_path / "img")
     cr.checkpoint(img, cid)
-    p = cr("restore", "--image-path", img, "--bundle", path, cid, check=False, timeout=60)
+    p = cr("restore", *flags, "--image-path", img, "--bundle", path, cid, check=False, timeout=60)
     assert p.returncode == 7, p.stderr
     assert runtime("state", cid, check=False).returncode != 0, "a foreground restore deletes its container"
 

@@ -35,7 +35,7 @@ def run(g, o, args):
     gc.enable()             # may wait as long as the container runs
     from ..checkpoint import Options, restore
     opts = Options(**o)
-    if o["detach"] or o["console_socket"]:
+    if o["detach"]:
         restore(g, args[0], opts, g.criu)
         return 0
     import os
@@ -43,12 +43,15 @@ def run(g, o, args):
     from ..container import delete
     from ..errors import StateError
     from ..state import ContainerState
-    ours, theirs = foreground.console_pair()     # used only if the process has a terminal
+    ours = theirs = None
+    if not o["console_socket"]:      # with one, the pty goes there and we still wait (runc; our run does so too)
+        ours, theirs = foreground.console_pair()     # used only if the process has a terminal
     try:
         st = restore(g, args[0], opts, g.criu, console_fd=theirs)
     finally:
-        os.close(theirs)
-    master = foreground.take_master(ours)
+        if theirs is not None:
+            os.close(theirs)
+    master = foreground.take_master(ours) if ours is not None else None
     status = foreground.wait(st.pid, master)
     try:
         delete(ContainerState.load(g.root, args[0], lock=True), g.log, force=True)
