@@ -28,16 +28,38 @@ def _mounts():
         return {line.split()[4] for line in f}
 
 
+V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")     # pure cgroup v2 (`make test-cgroup2`), else v1/hybrid
+
+
+def own_cgroup_dirs() -> dict:
+    """This process's cgroup directories from /proc/self/cgroup: v1 {controller: dir} (the hybrid's cgroup2
+    hierarchy as "unified"); v2 {"": dir}, one directory for every controller."""
+    out = {}
+    with open("/proc/self/cgroup") as f:
+        for ln in f:
+            _, ctrls, path = ln.rstrip("\n").split(":", 2)
+            path = path.rstrip("/")
+            if not ctrls:
+                out["" if V2 else "unified"] = ("/sys/fs/cgroup" if V2 else "/sys/fs/cgroup/unified") + path
+            for c in ctrls.split(",") if ctrls else ():
+                c = c.replace("name=", "")
+                out[c] = f"/sys/fs/cgroup/{c}{path}"
+    return out
+
+
+def cgroup_dir(ctrl: str, inner: str = "") -> str:
+    """Where a relative cgroupsPath `inner` lives for controller ctrl: v1 in that controller's hierarchy, v2 in the
+    unified one (ctrl is then only what the caller means to look at)."""
+    base = own_cgroup_dirs()["" if V2 else ctrl]
+    return os.path.join(base, inner) if inner else base
+
+
 def _cgroup_dirs():
     found = set()
-    for ctrl in ("memory", "pids", "cpu", "devices", "freezer", "blkio", "cpuset", "unified"):
-        with open("/proc/self/cgroup") as f:
-            own = next((ln.split(":", 2)[2].strip() for ln in f
-                        if ctrl in ln.split(":")[1].split(",") or (ctrl == "unified" and ln.startswith("0::"))), None)
-        if own is None:
-            continue
-        base = f"/sys/fs/cgroup/{ctrl}{own}"
-        if os.path.isdir(base):
+    dirs = own_cgroup_dirs()
+    for ctrl in ("", "memory", "pids", "cpu", "devices", "freezer", "blkio", "cpuset", "unified"):
+        base = dirs.get(ctrl)
+        if base and os.path.isdir(base):
             for d in os.listdir(base):
                 if d.startswith("ociruntime-test-") and not d.startswith(CGROUP_PARENT):
                     continue    # another session's

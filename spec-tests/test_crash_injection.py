@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import EXE, reap, _children, _mounts
+from conftest import EXE, reap, own_cgroup_dirs, _children, _mounts
 
 CREATE_POINTS = ["create:reserved", "create:recorded", "create:cgroups-made", "create:forked", "create:warmed-up",
                  "create:init-pid", "create:placed", "create:resources-set", "create:init-ready", "create:saved",
@@ -22,23 +22,9 @@ TIMED_MS = [5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 70, 80, 90, 110]
 RESULTS = {}
 
 
-def _own_cgroups():
-    own = {}
-    with open("/proc/self/cgroup") as f:
-        for ln in f:
-            _, ctrls, path = ln.rstrip("\n").split(":", 2)
-            for c in ctrls.split(","):
-                own[c or "unified"] = path
-    return own
-
-
 def _cgroup_dirs_of(cgroups_path):
-    found = []
-    for ctrl, path in _own_cgroups().items():
-        d = f"/sys/fs/cgroup/{ctrl.replace('name=', '')}{path.rstrip('/')}/{cgroups_path}"
-        if os.path.isdir(d):
-            found.append(d)
-    return found
+    """The container's cgroup directories that exist, in every hierarchy (v2: the one)."""
+    return [d for d in (os.path.join(base, cgroups_path) for base in own_cgroup_dirs().values()) if os.path.isdir(d)]
 
 
 def _run(runtime, args, fault=None, timeout=30):

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from conftest import CGROUP_PARENT
+from conftest import cgroup_dir
 
 MALFORMED = [b"{", b'{"a"', b'{"a": 1', b'"abc', b"[1,]", b'{"a": 1,}', b"[" * 100000, b'{"a": NaN}',
              b'{"a": Infinity}', b'{"a": -Infinity}', b'{"a": 1e999}', b'{"ociVersion": "\xff"}', b"\x00"]
@@ -93,7 +93,7 @@ def test_an_unexpected_exception_in_create_is_one_line_internal_error(runtime, b
     assert line == f"ociruntime: create: internal error: InjectedFault: injected fault at {point}", line
     assert "internal error: InjectedFault" in log.read_text() and "Traceback" not in log.read_text()
     assert not os.path.exists(os.path.join(runtime.root, cid))     # rolled back
-    assert not [d for d in os.listdir("/sys/fs/cgroup/pids" + _own("pids")) if d == bundle.config["linux"]["cgroupsPath"]]
+    assert not os.path.exists(cgroup_dir("pids", bundle.config["linux"]["cgroupsPath"]))
 
 
 def test_debug_shows_the_traceback_of_an_internal_error(runtime, bundle, cid):
@@ -108,18 +108,6 @@ def test_an_unexpected_exception_in_exec_exits_255(runtime, bundle, cid):
     p = runtime("exec", cid, "true", check=False, env=_fault_env("exec:pid"))
     assert p.returncode == 255
     assert _one_line(p) == "ociruntime: exec: internal error: InjectedFault: injected fault at exec:pid"
-
-
-def _own(ctrl):
-    with open("/proc/self/cgroup") as f:
-        for ln in f:
-            _, ctrls, path = ln.rstrip("\n").split(":", 2)
-            if ctrl in ctrls.split(","):
-                return path.rstrip("/")
-    return ""
-
-
-assert CGROUP_PARENT
 
 
 # -- defects 4 and 5: a rootfs that points procfs, sysfs or the whole root at the wrong place -----------------------

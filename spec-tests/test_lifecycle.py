@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import EXE, REPO
+from conftest import EXE, REPO, cgroup_dir
 
 STATE_SCHEMA = os.path.join(REPO, "..", "shared", "runtime-spec-v1.3.0", "schema", "state-schema.json")
 
@@ -276,10 +276,7 @@ def test_delete_force_cleans_up_after_a_create_that_was_killed(runtime, bundle, 
     st = runtime.state(cid)
     assert st["status"] == "creating" and st["bundle"] == bundle.path
     cgroup = bundle.config["linux"]["cgroupsPath"]
-    with open("/proc/self/cgroup") as f:      # v1: the pids hierarchy's; pure v2 (the arm64 VM): the one tree's
-        own = {ln.split(":")[1]: ln.split(":", 2)[2].strip() for ln in f}
-    hierarchy = "pids" if "pids" in own else ""
-    pids_dir = f"/sys/fs/cgroup/{hierarchy}{own.get('pids', own.get('')).rstrip('/')}/{cgroup}".replace("//", "/")
+    pids_dir = cgroup_dir("pids", cgroup)
     assert os.path.isdir(pids_dir)
     runtime("delete", "--force", cid)
     assert not os.path.exists(pids_dir) and not os.path.exists(os.path.join(runtime.root, cid))
