@@ -395,3 +395,21 @@ def test_rootless_podman_runs_ociruntime_as_runc(user):
         time.sleep(0.2)
         reap()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_rootless_true_as_root_still_programs_the_device_cgroup(runtime, bundle, cid):
+    """--rootless true run by real root (not in a user namespace) keeps the device policy: runc skips devices
+    only in a user namespace, where they cannot be programmed; skipping them here gave the container every device."""
+    import os
+    if not os.path.isdir("/sys/fs/cgroup/devices"):
+        pytest.skip("no cgroup v1 devices hierarchy (v2: a BPF program, not readable as a list)")
+    bundle.set_args("sleep", "30").write()
+    runtime("--rootless", "true", "create", "--bundle", bundle.path, cid)
+    try:
+        with open(f"/proc/{runtime.state(cid)['pid']}/cgroup") as f:
+            path = next(ln.rstrip("\n").split(":", 2)[2] for ln in f if ":devices:" in ln)
+        with open(f"/sys/fs/cgroup/devices{path}/devices.list") as f:
+            rules = f.read().split("\n")
+        assert "a *:* rwm" not in rules and "c 1:3 rwm" in rules, rules
+    finally:
+        runtime("delete", "--force", cid)

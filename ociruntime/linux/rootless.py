@@ -4,7 +4,7 @@ nothing.
 
 cgroups (cgroupfs driver): a cgroup the user cannot create is skipped when the config asks for no resources (runc,
 when linux.cgroupsPath is not set); when it asks for some, create fails naming the resource. A writable (delegated)
-cgroup, the usual case on cgroup v2 under systemd, is used as root uses it. Devices are never programmed (an
+cgroup, the usual case on cgroup v2 under systemd, is used as root uses it. Devices are not programmed (an
 unprivileged user can neither write devices.allow nor load a BPF program; runc ignores them too).
 id maps: one's own uid/gid is written to /proc/PID/{uid,gid}_map directly (setgroups denied first, as the kernel
 requires); anything more goes through the setuid helpers newuidmap/newgidmap with the ranges of /etc/subuid and
@@ -59,7 +59,10 @@ def _writable(d: str) -> bool:
 
 def cgroup_manager(mgr, cfg, log):
     """The cgroupfs manager to use when rootless, or None when cgroups are skipped."""
-    mgr.skip_devices = True
+    from ..cli import in_user_namespace
+    # runc skips devices in a user namespace only (nothing can program them there); real root with --rootless true
+    # keeps the device policy, or the container would get every device
+    mgr.skip_devices = os.geteuid() != 0 or in_user_namespace()
     dirs = sorted(set(mgr.paths.values()))
     blocked = [d for d in dirs if not _writable(d)]
     if not blocked:
