@@ -7,10 +7,11 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
       1  non-dumpable                     before anything of ours can be seen from inside the container (init
                                           inherits it across fork)
       2  move our fds out of the way      the --preserve-fds range 3..3+N-1 stays for the container
-      2a open with the host's rights      the exec FIFO; with a user namespace, clones of the bind sources
+      2a open with the host's rights      the exec FIFO
       3  join namespaces given by path    setns, user first
       4  new user namespace               unshare, parent writes uid/gid maps, become root in it
       5  new namespaces                   unshare the rest in one call, but cgroup (P)
+      5a bind sources (user namespace)    O_PATH fds opened in our new mount namespace by the parent (FDS)
       6  time offsets                     before the first child of the new time namespace
       7  fork for pid/time namespaces     the grandchild is init (PID 1); the intermediate reports its pid and exits
     stage 2 (init, in every namespace). On PID the parent puts init in its cgroups: the first cgroup.procs write
@@ -163,6 +164,9 @@ def _stage1(a: InitArgs):
         step("4 user namespace made, id maps written by the parent")
     exclude = ("user", "cgroup", "pid") if a.in_pidns else ("user", "cgroup")   # the parent made pid's
     sc.unshare(namespaces.new_flags(lx.namespaces, exclude=exclude))              # 5
+    if userns and lx.namespace("mount") and not lx.namespace("mount").path:      # 5a
+        sync.send(a.sock, sync.FDS)
+        a.source_fds = sync.recv_fds(a.sock)
     timens = lx.namespace("time")
     if timens and not timens.path and lx.time_offsets:           # 6
         namespaces.write_time_offsets(lx.time_offsets)
@@ -512,21 +516,10 @@ def _move_own_fds(a):
 
 def _open_with_host_rights(a):
     """Step 2a, before any user namespace: an O_PATH fd on the exec FIFO (a private --root, 0700 as runc's default,
-    is out of the reach of a user namespace's root) and, with a user namespace, detached clones of the bind sources
-    (below directories only the host's root may search), as runc hands its init fds; the clones above the
-    preserved range."""
-    import fcntl
-    base = _HIGH_FD + (a.preserve_fds or 0)
-
-    def high(fd):
-        new = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, base)
-        os.close(fd)
-        return new
+    is out of the reach of a user namespace's root), as runc hands its init fds. The bind sources come at 5a: opened
+    here they would name the host's mounts, whose flags the container's root could change."""
     # the FIFO's number stays low: its write end is dup2'ed onto it after rlimits (RLIMIT_NOFILE may be small)
     a.fifo_fd = os.open(a.fifo, os.O_PATH | os.O_CLOEXEC)
-    if a.cfg.linux.namespace("user"):
-        from .linux import mounts
-        a.source_fds = {i: high(fd) for i, fd in mounts.clone_bind_sources(a.cfg.mounts, a.cfg.bundle).items()}
 
 
 def _close_foreign_fds(a):

@@ -228,13 +228,15 @@ def _serve(sock, pid, cfg, cid, bundle, undo, place, log) -> int:
     """Answer the child's requests until READY; return init's host pid."""
     init_pid, moved = 0, None
     while True:
-        tag, payload = sync.expect(sock, sync.MAPS, sync.PID, sync.HOOKS, sync.LOG, sync.READY)
+        tag, payload = sync.expect(sock, sync.MAPS, sync.FDS, sync.PID, sync.HOOKS, sync.LOG, sync.READY)
         if tag == sync.LOG:
             sync.log_line(log, payload)
         elif tag == sync.MAPS:
             from .linux import namespaces
             namespaces.write_id_maps(pid, cfg.linux.uid_mappings, cfg.linux.gid_mappings)
             sync.send(sock, sync.GO)
+        elif tag == sync.FDS:
+            _send_bind_sources(sock, pid, cfg)
         elif tag == sync.PID:
             init_pid = int(payload)
             _or_child_error(sock, lambda: place(init_pid))
@@ -250,6 +252,29 @@ def _serve(sock, pid, cfg, cid, bundle, undo, place, log) -> int:
             if moved is not None:
                 moved.release()          # init waits on the FIFO now: its own reference keeps the namespace
             return init_pid
+
+
+def _send_bind_sources(sock, pid: int, cfg) -> None:
+    """Answer FDS (init.py 5a): a helper joins the child's new mount namespace (ours stays as it is) and sends it
+    O_PATH fds of the bind sources, opened there with our rights (mounts.open_bind_sources). Without the rights
+    (rootless) the answer is empty and the child binds by path."""
+    helper = os.fork()
+    if helper == 0:
+        fds = {}
+        try:
+            from .linux import mounts, syscalls as sc
+            ns = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+            sc.setns(ns, sc.CLONE_NEWNS, f"mount namespace of {pid}")
+            fds = mounts.open_bind_sources(cfg.mounts, cfg.bundle)
+        except BaseException:
+            pass
+        try:
+            sync.send_fds(sock, fds)
+            os._exit(0)
+        finally:
+            os._exit(1)
+    if os.waitpid(helper, 0)[1]:          # it died before answering: the child must not wait forever
+        sync.send_fds(sock, {})
 
 
 def creation_hooks(cfg, cid: str, pid: int, bundle: str) -> None:

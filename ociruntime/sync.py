@@ -4,6 +4,9 @@ A message is `TAG` or `TAG payload` (UTF-8). The sequence, child side first:
 
     child  -> parent   MAPS                 a new user namespace exists: write uid_map/gid_map for me
     parent -> child    GO                   maps written (or: placed in cgroup, hooks done — every ack is GO)
+    child  -> parent   FDS                  user and mount namespaces exist: open the bind sources in mine
+    parent -> child    FDS <i,j,...>        O_PATH fds of mounts[i], mounts[j]... (SCM_RIGHTS), opened with the
+                                            host's rights by a helper that joined the child's mount namespace
     child  -> parent   PID <host pid>       init's pid as the runtime sees it (sent by the intermediate after fork)
     child  -> parent   HOOKS                namespaces and mounts are ready: run prestart + createRuntime hooks
     parent -> child    GO
@@ -15,11 +18,13 @@ A message is `TAG` or `TAG payload` (UTF-8). The sequence, child side first:
 
 The parent always answers a request before the child goes on, so every step is ordered.
 """
+import sys
 import _socket  # the C module: `import socket` costs ~3 ms that every create would pay
 
+from . import fastos as _os
 from .errors import InitError
 
-MAPS, GO, PID, HOOKS, READY, ERR, LOG = "MAPS", "GO", "PID", "HOOKS", "READY", "ERR", "LOG"
+MAPS, GO, PID, HOOKS, READY, ERR, LOG, FDS = "MAPS", "GO", "PID", "HOOKS", "READY", "ERR", "LOG", "FDS"
 
 
 def pair():
@@ -57,6 +62,25 @@ def expect(sock, *tags: str) -> tuple[str, str]:
     if tag not in tags:
         raise InitError(f"sync: expected {'/'.join(tags)}, got {tag}")
     return tag, payload
+
+
+def send_fds(sock, fds: dict) -> None:
+    """FDS <indexes> with the fds {index: fd} attached (SCM_RIGHTS)."""
+    anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds.values()))]
+    sock.sendmsg([(FDS + " " + ",".join(map(str, fds))).encode()], anc if fds else [])
+
+
+def recv_fds(sock) -> dict:
+    """The answer to FDS: {index: fd}, the fds close-on-exec."""
+    data, anc, _, _ = sock.recvmsg(65536, _socket.CMSG_SPACE(4 * 1024), _socket.MSG_CMSG_CLOEXEC)
+    fds = [int.from_bytes(d[k:k + 4], sys.byteorder) for lvl, typ, d in anc
+           if (lvl, typ) == (_socket.SOL_SOCKET, _socket.SCM_RIGHTS) for k in range(0, len(d) - 3, 4)]
+    tag, _, payload = data.decode(errors="replace").partition(" ")
+    if tag != FDS:
+        for fd in fds:
+            _os.close(fd)
+        raise InitError(payload if tag == ERR else f"sync: expected {FDS}, got {tag}")
+    return dict(zip((int(i) for i in payload.split(",") if i), fds))
 
 
 def recv_or_eof(sock) -> tuple[str, str]:

@@ -235,3 +235,28 @@ def test_user_namespace_bind_of_a_read_only_host_mount_cannot_be_remounted_writa
         assert not (src / "escaped").exists(), out
     finally:
         subprocess.run(["umount", "-l", str(src)])
+
+
+def test_user_namespace_bind_of_a_read_only_host_mount_below_a_0700_dir_stays_locked(runtime, bundle, cid, tmp_path):
+    # a source only the host's root reaches is opened by the runtime inside the container's mount namespace, whose
+    # copy of the host's mounts the kernel locked (runc 1.1): no remount can make it writable, and the fd of it
+    # does not reach the container's process
+    secret = tmp_path / "secret"
+    src = secret / "rohost"
+    src.mkdir(parents=True)
+    os.chmod(secret, 0o700)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(src)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(src)], check=True)   # read-only mount, rw superblock
+        b = user_namespaced(bundle)
+        b.config["mounts"].append({"destination": "/tmp/vol", "type": "bind", "source": str(src), "options": ["rbind"]})
+        for caps in b.config["process"]["capabilities"].values():
+            caps.append("CAP_SYS_ADMIN")
+        out = runtime("run", "--bundle", b.set_args(
+            "sh", "-c", "ls /proc/self/fd; mount -o remount,bind,rw /tmp/vol 2>&1; touch /tmp/vol/escaped 2>&1; true"
+        ).write(), cid).stdout
+        assert not (src / "escaped").exists(), out
+        assert "Read-only file system" in out and "ermission denied" in out, out
+        assert sorted(out.split()[:4]) == ["0", "1", "2", "3"], out     # ls's own directory fd, nothing of ours
+    finally:
+        subprocess.run(["umount", "-l", str(src)])

@@ -129,31 +129,27 @@ def parse_options(options) -> MountOptions:
 def mount_all(rootfs: str, mounts, *, bundle: str, mount_label: str | None = None, cgroup_mount=None,
               debug=None, source_fds=None) -> None:
     """Mount every `mounts[]` entry into `rootfs`, in order (the spec requires the listed order). debug(msg): a
-    line for --debug. source_fds: {index: detached clone} of bind sources made before a user namespace
-    (clone_bind_sources)."""
+    line for --debug. source_fds: {index: O_PATH fd} of bind sources opened with the host's rights in a
+    user-namespaced container's mount namespace (open_bind_sources)."""
     for i, m in enumerate(mounts):
         mount_one(rootfs, m, bundle=bundle, mount_label=mount_label, cgroup_mount=cgroup_mount, index=i, debug=debug,
                   source_fd=(source_fds or {}).get(i))
 
 
-def clone_bind_sources(mounts, bundle: str) -> dict:
-    """{index: fd of a detached clone (open_tree) of the source} for every bind source, made now with the runtime's
-    host rights: in a user namespace the container's root may not search the directories above a source (runc
-    hands its init mount fds). A mount(2) cannot bind from another mount namespace, a detached clone can be moved
-    in (move_mount). A source that does not open now (made later by a hook, say) is left to its path."""
-    trees = {}
+def open_bind_sources(mounts, bundle: str) -> dict:
+    """{index: O_PATH fd of the source} for every bind source, opened by the runtime (host rights) after it joined
+    the container's mount namespace (launch.py, on FDS): its root may not search the directories above a source,
+    and a mount namespace made with a user namespace holds locked copies of the host's mounts (ro, nosuid, nodev,
+    noexec, atime, submounts), which a bind of the fd keeps (runc 1.1's mount fds). A clone made in the host's
+    namespace would not be locked. A source that does not open now (made later by a hook, say) is left to its path."""
+    fds = {}
     for i, m in enumerate(mounts):
-        if not m.source:
-            continue
-        opts = parse_options(m.options)
-        if m.type == "bind" or opts.is_bind:
+        if m.source and (m.type == "bind" or parse_options(m.options).is_bind):
             try:
-                trees[i] = sc.open_tree(sc.AT_FDCWD, m.source if os.path.isabs(m.source) else
-                                        os.path.join(bundle, m.source), sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC |
-                                        (sc.AT_RECURSIVE if opts.is_recursive_bind else 0))
-            except (OSError, SyscallError):
+                fds[i] = os.open(os.path.join(bundle, m.source), os.O_PATH | os.O_CLOEXEC)
+            except OSError:
                 pass
-    return trees
+    return fds
 
 
 def mount_one(rootfs: str, m, *, bundle: str, mount_label: str | None = None, cgroup_mount=None,
@@ -189,33 +185,22 @@ def dev_is_readonly(mounts) -> bool:
 
 def _bind(rootfs, m, dest, where, opts, bundle, index, source_fd=None) -> int:
     """Bind `source` on dest; returns an fd on the new mount. Flags need a second MS_REMOUNT|MS_BIND call.
-    source_fd: a detached clone of the source made beforehand (clone_bind_sources), moved in instead."""
+    source_fd: an O_PATH fd of the source opened beforehand (open_bind_sources), bound instead of the path."""
     if not m.source:
         raise ConfigError(f"mounts[{index}].source", "a bind mount needs a source")
     source = m.source if os.path.isabs(m.source) else os.path.join(bundle, m.source)
-    if source_fd is not None and not opts.idmap and os.path.exists(source):
-        # reachable from here: bind the path, in the container's mount namespace. The kernel then locks the flags
-        # (ro, nosuid, nodev, noexec, atime) and submounts of the host mount it copies against the container's
-        # root; a clone made in the host's namespace and moved in is not locked (its root could remount a
-        # read-only host mount writable). The clone is for sources only the host's root reaches.
-        source_fd = None
+    path = source if source_fd is None else fd_path(source_fd)   # an fd: bound through its magic link
     try:
-        kind = "dir" if stat.S_ISDIR((os.stat(source) if source_fd is None else os.fstat(source_fd)).st_mode) \
-            else "file"
+        kind = "dir" if stat.S_ISDIR(os.stat(path).st_mode) else "file"
     except OSError as e:
         raise SyscallError("stat", f"bind source {source}", e.errno) from None
-    _check_proc_destination(dest, source if source_fd is None else fd_path(source_fd), m.type, index)
+    _check_proc_destination(dest, path, m.type, index)
     fd = open_in_root(rootfs, dest, create=kind)
     try:
-        if source_fd is not None and opts.idmap:
-            _attach_idmapped(source_fd, fd, opts, m, where, index)
-        elif source_fd is not None:
-            _call("move_mount", f"{source} -> {where}", sc.move_mount, source_fd, "", fd, "",
-                  sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
-        elif opts.idmap:
-            _idmapped_bind(source, fd, opts, m, where, index)
+        if opts.idmap:
+            _idmapped_bind(path, fd, opts, m, where, index)
         else:
-            _call("mount", f"{source} -> {where}", sc.mount, source, fd_path(fd), None,
+            _call("mount", f"{source} -> {where}", sc.mount, path, fd_path(fd), None,
                   sc.MS_BIND | (sc.MS_REC if opts.is_recursive_bind else 0))
     finally:
         os.close(fd)
