@@ -19,7 +19,7 @@ import json
 import os
 
 from .errors import RuntimeErr, StateError
-from .faults import point as fault
+from .errors import fault
 from .linux import criu
 
 DESCRIPTORS = "descriptors.json"       # runc's name and format: a JSON list of init's fd 0, 1, 2 link targets

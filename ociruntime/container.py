@@ -5,7 +5,7 @@ from . import fastos as os
 import _signal  # the C module: `import signal` costs ~4 ms (enum) on every kill/start/delete
 
 from .errors import RuntimeErr, StateError
-from .faults import point as fault
+from .errors import fault
 from .state import ContainerState
 
 SIGKILL, SIGTERM = _signal.SIGKILL, _signal.SIGTERM

@@ -1,5 +1,6 @@
 """Typed errors. Raise with context once per layer; only the CLI prints (one line) and exits."""
 import errno as _errno
+import posix as _posix
 
 
 class RuntimeErr(Exception):
@@ -44,3 +45,25 @@ def describe(e: BaseException) -> str:
     if isinstance(e, (RuntimeErr, OSError)):
         return " ".join((str(e) or type(e).__name__).split("\n"))
     return INTERNAL + " ".join(f"{type(e).__name__}: {e}".split("\n"))
+
+
+# Test-only fault injection at named steps of create, start, delete, exec and restore (spec-tests/
+# test_crash_injection.py, test_hostile_input.py). Here rather than in a module of its own: every command imports this
+# one already, so the points cost the hot path one comparison each and no module load.
+#     OCIRUNTIME_TEST_FAULT=<point>          SIGKILL this process when it reaches <point> (a crash, no cleanup)
+#     OCIRUNTIME_TEST_FAULT=<point>:raise    raise an unexpected exception there (the "internal error" path)
+_FAULT = _posix.environ.get(b"OCIRUNTIME_TEST_FAULT")
+_FAULT = _FAULT.decode() if _FAULT is not None else None
+
+
+class InjectedFault(Exception):
+    """Deliberately not a RuntimeErr: it stands for a bug."""
+
+
+def fault(name: str) -> None:
+    if _FAULT is None:
+        return
+    if _FAULT == name + ":raise":
+        raise InjectedFault(f"injected fault at {name}")
+    if _FAULT == name:
+        _posix.kill(_posix.getpid(), 9)

@@ -59,7 +59,7 @@ from . import fastos as os    # `import os` is ~1.8 ms of CPU that init (and exe
 import _signal  # the C module: `import signal` costs ~4 ms (enum)
 
 from . import sync
-from .faults import point as fault
+from .errors import fault
 from .initargs import ExecArgs, InitArgs
 from .linux import syscalls as sc
 

@@ -8,7 +8,7 @@ import time
 
 from . import initargs, sync
 from .errors import ConfigError, RuntimeErr
-from .faults import point as fault
+from .errors import fault
 from .state import ContainerState, proc_start_time, write_atomic
 
 

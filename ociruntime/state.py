@@ -14,7 +14,7 @@ import marshal
 from . import fastos as os
 
 from .errors import StateError
-from .faults import point as fault
+from .errors import fault
 
 _ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _ID_CHARS = _ID_FIRST | frozenset("_.+-")

@@ -1,5 +1,5 @@
 """Crash injection (issue 10): the runtime is SIGKILLed at named steps of create, start and delete (the test-only
-OCIRUNTIME_TEST_FAULT, ociruntime/faults.py) and at timed moments of create. After each kill, `delete --force ID`
+OCIRUNTIME_TEST_FAULT, ociruntime/errors.py fault()) and at timed moments of create. After each kill, `delete --force ID`
 must leave no state dir, cgroup, mount or process, and a new create with the same id must succeed.
 
 Every kill point is one parametrised case; the summary test at the end asserts there were at least 30 and that
