@@ -4,6 +4,7 @@ Runs in the process forked by launch.py. It never returns into caller code: it e
 exception before READY travels to the parent as one ERR message (sync.py) that `create` prints.
 
     stage 1 (the forked child, still in the runtime's namespaces; it imports no more than this needs)
+      0  oomScoreAdj                      with the host's ids, still dumpable (see _early_oom_score_adj)
       1  non-dumpable                     before anything of ours can be seen from inside the container (init
                                           inherits it across fork)
       2  move our fds out of the way      the --preserve-fds range 3..3+N-1 stays for the container
@@ -38,7 +39,7 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
      20  read-only /dev (a /dev mount with ro is mounted writable and populated first), read-only root
      20b rootfsPropagation on the new /  last of the mount steps: an unbindable / refuses the binds above
      20a the sealed exec program          a memfd (linux/dmz.py), before rlimits can forbid the fd
-     21  oomScoreAdj, rlimits             (after P: affinity, scheduler and memory policy depend on the cgroup)
+     21  rlimits                          (after P: affinity, scheduler and memory policy depend on the cgroup)
                                           rlimits before the user switch (raising needs privileges)
      22  LSM exec labels, personality, scheduler, ioPriority, CPU affinity, memory policy
      23  session keyring                  unless --no-new-keyring
@@ -84,7 +85,7 @@ def preload(cfg, for_exec: bool = False) -> None:
         need.append("ociruntime.linux.sysctl")
     if proc.apparmor_profile or proc.selinux_label:
         need.append("ociruntime.linux.lsm")
-    if proc.oom_score_adj is not None or lx.personality or proc.scheduler or proc.io_priority or \
+    if lx.personality or proc.scheduler or proc.io_priority or \
             proc.exec_cpu_affinity or lx.memory_policy:
         need.append("ociruntime.linux.procattrs")
     if any(m.type == "cgroup" for m in cfg.mounts):
@@ -140,6 +141,7 @@ def _stage1(a: InitArgs):
     cfg = a.cfg
     lx = cfg.linux
     step = _steps(a, "create child")
+    _early_oom_score_adj(cfg.process.oom_score_adj)              # 0
     sc.set_dumpable(False)                                       # 1
     if lx.namespace("user"):      # as root of a user namespace, the runtime's files may be unreadable (/root)
         preload(cfg)                                             # 8, early
@@ -184,6 +186,20 @@ def _stage1(a: InitArgs):
         sync.send(a.sock, sync.PID, str(os.getpid()))
     step.done()
     _stage2(a, _steps(a, "init"))
+
+
+def _early_oom_score_adj(v) -> None:
+    """process.oomScoreAdj, written first: in the host's user namespace, with the runtime's ids, before step 1.
+    Later it cannot be: a lowered value is checked against CAP_SYS_RESOURCE in the initial user namespace, which root
+    of a new one lacks, and a non-dumpable process's /proc/self files belong to the host's root, which an unprivileged
+    user (rootless) or root of a user namespace cannot write even to raise it. runc 1.1.5 writes it inside the user
+    namespace (dumpable): rootless it raises but cannot lower, as here; as root with a user namespace it cannot lower
+    either ("failed to update /proc/self/oom_score_adj: Permission denied") where this runtime can: a deliberate
+    difference, config.md asks for the value to be set. oom_score_adj is inherited across fork and kept by execve."""
+    if v is None:
+        return
+    from .linux import procattrs
+    procattrs.apply_oom_score_adj(v)
 
 
 def _await_placement(a: InitArgs) -> None:
@@ -378,12 +394,9 @@ def _own_cgroup_state() -> dict:
 
 
 def _process_attributes(proc, lx):
-    """Steps 21-22: each only when configured, so its module is only imported then."""
-    if proc.oom_score_adj is not None or lx.personality or proc.scheduler or proc.io_priority or \
-            lx.memory_policy:
+    """Steps 21-22: each only when configured, so its module is only imported then (oomScoreAdj: step 0)."""
+    if lx.personality or proc.scheduler or proc.io_priority or lx.memory_policy:
         from .linux import procattrs
-    if proc.oom_score_adj is not None:
-        procattrs.apply_oom_score_adj(proc.oom_score_adj)
     if proc.rlimits:
         from .linux import rlimits
         rlimits.apply(proc.rlimits)
@@ -584,6 +597,7 @@ _EXEC_FLAGS = {"user": sc.CLONE_NEWUSER, "cgroup": sc.CLONE_NEWCGROUP, "ipc": sc
 def exec_main(a: ExecArgs) -> None:
     """Entry of the child forked by `ociruntime exec`. Never returns.
 
+      0  oomScoreAdj                     with the host's ids, still dumpable (as create: _early_oom_score_adj)
       1  non-dumpable                    before we are visible inside the container (CVE-2019-5736 class)
       2  import what the sequence needs, move our fds out of the way
       3  join every namespace of init that differs from ours (user first, mnt last: it switches our root)
@@ -596,6 +610,7 @@ def exec_main(a: ExecArgs) -> None:
     """
     try:
         step = _steps(a, "exec child")
+        _early_oom_score_adj(a.process.oom_score_adj)                # 0
         sc.set_dumpable(False)                                       # 1
         preload(a.cfg, for_exec=True)                                # 2
         _move_own_fds(a)

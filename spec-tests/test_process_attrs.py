@@ -105,6 +105,22 @@ def test_oom_score_adj(runtime, bundle, cid):
     assert p.stdout.strip() == "345"
 
 
+def test_oom_score_adj_with_a_user_namespace(runtime, bundle, cid):
+    """Written before the user namespace: inside it, init (non-dumpable) could not write its own /proc/self files,
+    which belong to the host's root (EACCES before the fix; runc writes it in there, dumpable)."""
+    bundle.ns("pid", "network", "mount", "ipc", "uts", "user")
+    path = os.path.abspath(bundle.rootfs)
+    while path != "/":                    # root of the user namespace is an unprivileged host uid: search rights
+        os.chmod(path, os.stat(path).st_mode | 0o055)
+        path = os.path.dirname(path)
+    bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    with open("/proc/self/oom_score_adj") as f:
+        want = min(1000, int(f.read()) + 345)        # raised: lowering needs CAP_SYS_RESOURCE, which a host may deny
+    p = run(runtime, bundle, cid, "cat /proc/self/oom_score_adj", oomScoreAdj=want)
+    assert p.stdout.strip() == str(want)
+
+
 @pytest.mark.parametrize("umask,want", [(None, "0022"), (0o077, "0077")])
 def test_umask(runtime, bundle, cid, umask, want):
     user = {"uid": 0, "gid": 0} | ({"umask": umask} if umask is not None else {})

@@ -292,6 +292,84 @@ def test_without_a_user_namespace_it_is_refused(rt):
     assert "rootless container requires user namespaces" in p.stderr, p.stderr
 
 
+def _nofile_hard() -> int:
+    import resource
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]     # the user's commands inherit ours
+
+
+def _oom_score_adj() -> int:
+    with open("/proc/self/oom_score_adj") as f:                 # the user's commands inherit ours
+        return int(f.read())
+
+
+def test_an_rlimit_up_to_the_hard_limit_is_set_as_a_user(rt):
+    hard = _nofile_hard()
+    cfg = rt.spec()
+    cfg["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": hard, "soft": hard}]
+    cid = rt.new_id()
+    p = rt("run", "--bundle", rt.bundle("sh", "-c", "ulimit -Hn; ulimit -Sn", config=cfg), cid)
+    reap()
+    assert p.stdout.split() == [str(hard), str(hard)]
+
+
+def test_an_rlimit_above_the_hard_limit_fails_clearly_as_a_user(rt):
+    """Raising a hard limit needs CAP_SYS_RESOURCE in the host's user namespace, which no rootless container has:
+    both runtimes fail (runc too has no fallback), ours in one line naming the entry and the reason."""
+    import resource
+    hard = _nofile_hard()
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("RLIMIT_NOFILE has no hard limit here: nothing is above it")
+    cfg = rt.spec()
+    cfg["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": hard + 1, "soft": 1024}]
+    cid = rt.new_id()
+    p = rt("run", "--bundle", rt.bundle("true", config=cfg), cid, check=False)
+    reap()
+    assert p.returncode != 0, p.stdout
+    if rt.exe == EXE:
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert "process.rlimits[0] RLIMIT_NOFILE" in p.stderr and f"above the current {hard}" in p.stderr \
+            and "CAP_SYS_RESOURCE" in p.stderr, p.stderr
+    else:
+        assert "error setting rlimit type 7: operation not permitted" in p.stderr, p.stderr
+    assert not rt("list", "-q").stdout.split()
+
+
+def test_oom_score_adj_above_the_current_is_set_as_a_user(rt):
+    """Raising oom_score_adj needs no privilege; ours failed (EACCES) while it wrote the value after making itself
+    non-dumpable inside the user namespace, where /proc/self belongs to the host's root."""
+    cur = _oom_score_adj()
+    if cur >= 1000:
+        pytest.skip("oom_score_adj is at its maximum already")
+    want = min(1000, cur + 100)
+    cfg = rt.spec()
+    cfg["process"]["oomScoreAdj"] = want
+    cid = rt.new_id()
+    p = rt("run", "--bundle", rt.bundle("cat", "/proc/self/oom_score_adj", config=cfg), cid)
+    reap()
+    assert p.stdout.split() == [str(want)]
+
+
+def test_oom_score_adj_below_the_current_fails_clearly_as_a_user(rt, user):
+    """Lowering oom_score_adj (below the last value set with CAP_SYS_RESOURCE) needs CAP_SYS_RESOURCE, which a
+    rootless container lacks: both runtimes fail (runc has no fallback), ours in one line naming the field."""
+    probe = subprocess.run(["sh", "-c", "echo -1000 > /proc/self/oom_score_adj"], user=user[0], group=user[1],
+                           extra_groups=[], capture_output=True)
+    if probe.returncode == 0:
+        pytest.skip("the kernel lets this user lower oom_score_adj to -1000 here")
+    cfg = rt.spec()
+    cfg["process"]["oomScoreAdj"] = -1000
+    cid = rt.new_id()
+    p = rt("run", "--bundle", rt.bundle("true", config=cfg), cid, check=False)
+    reap()
+    assert p.returncode != 0, p.stdout
+    if rt.exe == EXE:
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert "process.oomScoreAdj -1000" in p.stderr and "CAP_SYS_RESOURCE" in p.stderr, p.stderr
+    else:
+        assert "failed to update /proc/self/oom_score_adj: Permission denied" in p.stderr, p.stderr
+    assert not rt("list", "-q").stdout.split()
+
+
 @pytest.fixture
 def delegated(rt, user):
     """A cgroup v2 subtree delegated to the user (chown of the directory, cgroup.procs, cgroup.subtree_control and

@@ -85,6 +85,15 @@ def apply_oom_score_adj(v, proc_root: str = "/proc") -> None:
     try:
         write_file(path, str(int(v)).encode())
     except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM):
+            try:
+                with open(path, "rb") as f:
+                    cur = int(f.read())
+            except (OSError, ValueError):
+                cur = None
+            if cur is not None and int(v) < cur:     # the kernel's rule: raising is free, lowering is privileged
+                raise SyscallError(f"write {path}", f"process.oomScoreAdj {v}: lowering it below the current {cur} "
+                                   "needs CAP_SYS_RESOURCE, which this runtime does not hold", e.errno) from None
         _reraise(e, f"write {path}", "process.oomScoreAdj", str(v))
 
 
