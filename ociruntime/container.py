@@ -9,12 +9,18 @@ from .errors import fault
 from .state import ContainerState
 
 SIGKILL, SIGTERM = _signal.SIGKILL, _signal.SIGTERM
-SIGNALS = {name[3:]: getattr(_signal, name) for name in dir(_signal)
-           if name.startswith("SIG") and not name.startswith("SIG_") and name not in ("SIGRTMIN", "SIGRTMAX")}
-for _i in range(0, _signal.SIGRTMAX - _signal.SIGRTMIN + 1):
-    SIGNALS[f"RTMIN+{_i}"] = _signal.SIGRTMIN + _i
-    SIGNALS[f"RTMAX-{_i}"] = _signal.SIGRTMAX - _i
-SIGNALS["RTMIN"], SIGNALS["RTMAX"] = _signal.SIGRTMIN, _signal.SIGRTMAX
+
+
+def signal_names() -> dict:
+    """{"KILL": 9, ..., "RTMIN+3": 37, ...}: built when `kill` parses a name, not by every start/delete/state that
+    imports this module (~0.09 ms)."""
+    names = {name[3:]: getattr(_signal, name) for name in dir(_signal)
+             if name.startswith("SIG") and not name.startswith("SIG_") and name not in ("SIGRTMIN", "SIGRTMAX")}
+    for i in range(0, _signal.SIGRTMAX - _signal.SIGRTMIN + 1):
+        names[f"RTMIN+{i}"] = _signal.SIGRTMIN + i
+        names[f"RTMAX-{i}"] = _signal.SIGRTMAX - i
+    names["RTMIN"], names["RTMAX"] = _signal.SIGRTMIN, _signal.SIGRTMAX
+    return names
 
 
 def parse_signal(s: str) -> int:
@@ -26,8 +32,9 @@ def parse_signal(s: str) -> int:
     else:
         name = s.upper()
         name = name[3:] if name.startswith("SIG") else name
-        if name in SIGNALS:
-            return SIGNALS[name]
+        names = signal_names()
+        if name in names:
+            return names[name]
     raise StateError(f"unknown signal {s!r}")
 
 
@@ -168,7 +175,8 @@ def delete(st: ContainerState, log, force: bool = False) -> None:
         raise StateError(f"cannot delete container {st.id} that is being created")
     cg = st.facts.get("cgroup")
     mgr = None
-    if cg:
+    dirs = _plain_cgroup_dirs(cg) if status == "stopped" and cg else None
+    if cg and dirs is None:
         from .linux import cgroups
         mgr = cgroups.manager_from_state(cg)
     if status in ("created", "running", "paused"):
@@ -181,8 +189,15 @@ def delete(st: ContainerState, log, force: bool = False) -> None:
         mgr.kill_all(SIGKILL)   # init is gone but, without a pid namespace, its children may not be
     step("processes killed")
     fault("delete:killed")
+    if dirs is not None and not _rmdir_empty(dirs):
+        # a directory that did not go (a process left behind, a sub-cgroup): the driver's way, as above
+        from .linux import cgroups
+        mgr = cgroups.manager_from_state(cg)
+        if mgr.pids():
+            mgr.kill_all(SIGKILL)
     if mgr is not None:
         mgr.destroy()
+    if cg:
         step("cgroups removed")
         fault("delete:cgroups-removed")
     if st.facts.get("intelRdt"):        # the MON group, and the resctrl group if it is ours
@@ -203,6 +218,36 @@ def delete(st: ContainerState, log, force: bool = False) -> None:
         hooks.poststop_all(hooks.hooks_from_raw(hooks_raw, "poststop"), state, log)
         step("poststop hooks")
     step.done()
+
+
+def _plain_cgroup_dirs(cg: dict) -> list[str] | None:
+    """The directories of a cgroupfs (v1 or v2) container cgroup, in the order the driver removes them; None for
+    the systemd driver (its unit is stopped over D-Bus) or a state this does not know."""
+    if cg.get("systemd"):
+        return None
+    if cg.get("version") == "v2":
+        return [cg["path"]]
+    if cg.get("version") == "v1":
+        dirs = []
+        for h in cg["hierarchies"]:
+            if h["dir"] not in dirs:
+                dirs.append(h["dir"])
+        return dirs
+    return None
+
+
+def _rmdir_empty(dirs: list[str]) -> bool:
+    """A stopped container's cgroups in the usual case, every directory empty: one rmdir each, without loading the
+    cgroup drivers (~0.6 ms of imports per delete). rmdir succeeds only on a cgroup with no process and no
+    sub-cgroup, where the driver would have found nothing to kill either. False at the first that does not go."""
+    for d in dirs:
+        try:
+            os.rmdir(d)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
+    return True
 
 
 def _stop(st: ContainerState) -> None:
