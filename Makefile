@@ -63,7 +63,7 @@ test-unit: deps
 
 # BENCH_ARGS: e.g. --reps 9, --only exec,state, --ociruntime-flag=--debug (bench/lifecycle.py --help)
 BENCH_ARGS ?=
-bench: deps bundle
+bench: deps bundle launcher    # launcher: the hot-path file from the sources as they are now (bench/mkhotpath.py)
 	sh spec-tests/confine.sh $(BIN)/python bench/lifecycle.py $(BENCH_ARGS)
 
 install: deps

@@ -9,7 +9,11 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 venv=$(cd "$1" && pwd)
 path=$("$venv/bin/python" -c 'import os, site, sys
 print(", ".join(repr(p) for p in [sys.argv[1]] + [d for d in site.getsitepackages() if os.path.isdir(d)]))' "$here")
-printf '#!%s -IS\nimport sys\nsys.path[:0] = [%s]\nfrom ociruntime.__main__ import run_and_exit\nrun_and_exit()\n' \
-  "$venv/bin/python3" "$path" > "$venv/bin/ociruntime.tmp"
+# The hot-path modules come from one file made here (bench/mkhotpath.py says why): opened close-on-exec, read on
+# demand; missing, unreadable or from another Python, the launcher imports as before.
+hot="$venv/ociruntime-hotpath.bin"
+printf '#!%s -IS\nimport sys\nsys.path[:0] = [%s]\ntry:\n    import marshal, posix\n    FD = posix.open(%s, posix.O_RDONLY | posix.O_CLOEXEC)\n    exec(marshal.loads(posix.pread(FD, 65536, 8)), {"__name__": "ociruntime_hotpath", "FD": FD})\nexcept (OSError, ValueError, EOFError, TypeError):\n    pass\nfrom ociruntime.__main__ import run_and_exit\nrun_and_exit()\n' \
+  "$venv/bin/python3" "$path" "'$hot'" > "$venv/bin/ociruntime.tmp"
 chmod 755 "$venv/bin/ociruntime.tmp" && mv "$venv/bin/ociruntime.tmp" "$venv/bin/ociruntime"
 "$venv/bin/python" -m compileall -q "$here/ociruntime" >/dev/null
+"$venv/bin/python" "$here/bench/mkhotpath.py" "$here" "$hot"

@@ -1,0 +1,76 @@
+"""bench/mkhotpath.py: the launcher's one-file import of the hot-path modules gives the same modules as a normal
+import, and never stale code: a module edited since the file was made is imported from its source."""
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_spec = importlib.util.spec_from_file_location("mkhotpath", os.path.join(REPO, "bench", "mkhotpath.py"))
+mkhotpath = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(mkhotpath)
+
+# what the launcher does (bench/mklauncher.sh), then import the package and report what came from where
+PROBE = """
+import sys
+sys.path[:0] = [{checkout!r}]
+import marshal, posix
+FD = posix.open({hot!r}, posix.O_RDONLY | posix.O_CLOEXEC)
+exec(marshal.loads(posix.pread(FD, 65536, 8)), {{"__name__": "ociruntime_hotpath", "FD": FD}})
+import pkg.mod
+print(pkg.mod.VALUE, type(pkg.mod.__spec__.loader).__name__ if not isinstance(pkg.mod.__spec__.loader, type)
+      else pkg.mod.__spec__.loader.__name__, pkg.mod.__file__, pkg.__path__[0], pkg.mod.__package__)
+"""
+
+
+@pytest.fixture
+def tree(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "mod.py").write_text("VALUE = 1\n")
+    hot = tmp_path / "hot.bin"
+    hot.write_bytes(mkhotpath.build(str(tmp_path), names=["pkg", "pkg.mod"]))
+    return tmp_path, hot
+
+
+def _probe(checkout, hot) -> list:
+    return subprocess.run([sys.executable, "-IS", "-c", PROBE.format(checkout=str(checkout), hot=str(hot))],
+                          check=True, capture_output=True, text=True).stdout.split()
+
+
+def test_a_module_from_the_file_is_the_module_a_normal_import_gives(tree):
+    checkout, hot = tree
+    value, loader, file, path, package = _probe(checkout, hot)
+    assert (value, loader) == ("1", "HotPath")
+    assert file == str(checkout / "pkg" / "mod.py")
+    assert path == str(checkout / "pkg") and package == "pkg"
+
+
+@pytest.mark.parametrize("edit", ["VALUE = 2\n", "VALUE = 22\n"], ids=["same size", "other size"])
+def test_a_module_edited_since_the_file_was_made_comes_from_its_source(tree, edit):
+    checkout, hot = tree
+    src = checkout / "pkg" / "mod.py"
+    before = src.stat().st_mtime_ns
+    src.write_text(edit)
+    if src.stat().st_mtime_ns == before:       # a coarse clock: make the edit visible as the kernel would
+        os.utime(src, ns=(before + 1_000_000, before + 1_000_000))
+    value, loader, *_ = _probe(checkout, hot)
+    assert value == edit.split()[-1]
+    assert loader != "HotPath"
+
+
+def test_the_launcher_runs_without_its_hot_path_file(tmp_path):
+    """A missing file (or one from another Python) only means normal imports."""
+    venv = os.path.join(REPO, ".venv")
+    launcher = os.path.join(venv, "bin", "ociruntime")
+    if not os.path.exists(launcher):
+        pytest.skip("no launcher: run make deps")
+    text = open(launcher).read().replace(os.path.join(venv, "ociruntime-hotpath.bin"), str(tmp_path / "missing"))
+    assert str(tmp_path / "missing") in text
+    alt = tmp_path / "ociruntime"
+    alt.write_text(text)
+    alt.chmod(0o755)
+    out = subprocess.run([str(alt), "--version"], check=True, capture_output=True, text=True).stdout
+    assert out.startswith("ociruntime version")
