@@ -5,7 +5,7 @@ an O_PATH fd from paths.open_in_root, so a symlink planted in the rootfs can nev
 """
 import errno
 from .. import fastos as os
-import stat
+import _stat as stat  # the C module behind `stat` (its S_* are these): one import less for init, ~0.1 ms
 from ..record import record, replace
 
 from ..errors import ConfigError, SyscallError

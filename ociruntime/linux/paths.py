@@ -7,7 +7,7 @@ treats every symlink as relative to the rootfs and clamps `..` at the root, exac
 """
 import errno
 from .. import fastos as os
-import stat
+import _stat as stat  # the C module behind `stat` (its S_* are these): one import less for init, ~0.1 ms
 
 from ..errors import SyscallError
 from . import syscalls
