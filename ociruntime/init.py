@@ -192,10 +192,9 @@ def _early_oom_score_adj(v) -> None:
     """process.oomScoreAdj, written first: in the host's user namespace, with the runtime's ids, before step 1.
     Later it cannot be: a lowered value is checked against CAP_SYS_RESOURCE in the initial user namespace, which root
     of a new one lacks, and a non-dumpable process's /proc/self files belong to the host's root, which an unprivileged
-    user (rootless) or root of a user namespace cannot write even to raise it. runc 1.1.5 writes it inside the user
-    namespace (dumpable): rootless it raises but cannot lower, as here; as root with a user namespace it cannot lower
-    either ("failed to update /proc/self/oom_score_adj: Permission denied") where this runtime can: a deliberate
-    difference, config.md asks for the value to be set. oom_score_adj is inherited across fork and kept by execve."""
+    user (rootless) or root of a user namespace cannot write even to raise it. As runc 1.1.5 (checked in the cgroup v2
+    VM and on this host): root with a user namespace raises and lowers it, a rootless container raises it and cannot
+    lower it. oom_score_adj is inherited across fork and kept by execve."""
     if v is None:
         return
     from .linux import procattrs
