@@ -10,6 +10,8 @@ dependencies, small and maintained; its I/O module imports in ~13 ms, paid only 
 works on the scope's cgroup files through the v2 driver, as runc does, so this module imports nothing heavy at the top.
 As a non-root user the user's own manager is used ($DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus), as runc.
 """
+import errno
+
 from ... import fastos as os
 
 from .common import CgroupError, SystemdCgroupUnavailable, cgroup_mounts, join, rmdir_tree
@@ -67,10 +69,11 @@ def bus_address(user: bool) -> str:
     xdg = os.getenv("XDG_RUNTIME_DIR")
     if xdg and os.path.exists(f"{xdg}/bus"):
         return f"unix:path={xdg}/bus"
-    raise SystemdCgroupUnavailable("--systemd-cgroup as a non-root user talks to the user's systemd manager, but "
-                                   "there is none: neither $DBUS_SESSION_BUS_ADDRESS nor $XDG_RUNTIME_DIR/bus is set "
-                                   "(start one with `systemctl --user` / loginctl enable-linger, or run without "
-                                   "--systemd-cgroup)")
+    where = f"no bus at $XDG_RUNTIME_DIR/bus ({xdg}/bus)" if xdg else "$XDG_RUNTIME_DIR is not set either"
+    raise SystemdCgroupUnavailable("--systemd-cgroup as a non-root user talks to the user's own systemd manager, and "
+                                   f"there is none to reach: $DBUS_SESSION_BUS_ADDRESS is not set and {where} (a "
+                                   "login starts user@UID.service, `loginctl enable-linger` keeps one; its bus needs "
+                                   "dbus-user-session or dbus-broker), or run without --systemd-cgroup")
 
 
 class Bus:
@@ -330,7 +333,18 @@ class SystemdManager(V2Manager):
 
     def apply(self, pid: int):
         if self.started:
-            return super().apply(pid)
+            try:
+                return super().apply(pid)
+            except CgroupError as e:
+                # exec as a user from outside the user manager's tree: cgroup v2 moves a process only where the mover
+                # can write cgroup.procs of the common ancestor. runc (rootless) ignores the failure and leaves the
+                # process outside the scope, beyond its limits, pause and kill --all; we say why instead (a
+                # deliberate difference: the container's limits are the point of its cgroup)
+                if not self.user or e.errno != errno.EACCES:
+                    raise
+                raise CgroupError(f"{e}: as a non-root user a process can join the scope {self.unit} only from "
+                                  "inside the user's systemd manager (e.g. `systemd-run --user --scope ociruntime "
+                                  "exec ...`, or a session in the manager's app.slice)", e.errno) from None
         self._start(pid)
         self.started = True
         if self.unit.endswith(".slice"):     # a slice takes no PIDs: the pid goes into its cgroup directly (runc)
