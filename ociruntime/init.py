@@ -534,8 +534,29 @@ def _open_with_host_rights(a):
     a.fifo_fd = os.open(a.fifo, os.O_PATH | os.O_CLOEXEC)
 
 
+def _close_hot_path_file() -> None:
+    """The launcher's fd on .venv/ociruntime-hotpath.bin (bench/mkhotpath.py), closed and its finder gone: init and
+    exec's child are forked, not exec'd, so close-on-exec alone would keep it open until the container's execve, in
+    a process its code can reach: a created container's init waits for `start` with the container's capabilities,
+    and a process of the container with CAP_SYS_PTRACE (no user namespace) may open /proc/1/fd/N, for writing too
+    (mode 0644, root's): code every later runtime command runs as root. runc's waiting init holds no runtime file.
+    No import is possible after pivot_root anyway (preload, step 8). The fd is wherever the launcher's open put it,
+    a gap of the preserved range or stdio included; the finder is known by the namespace the launcher gives it."""
+    for i, f in enumerate(sys.meta_path):
+        g = getattr(getattr(f, "exec_module", None), "__globals__", None)
+        if g is not None and g.get("__name__") == "ociruntime_hotpath" and isinstance(g.get("FD"), int):
+            del sys.meta_path[i]
+            try:
+                os.close(g["FD"])
+            except OSError:
+                pass
+            return
+
+
 def _close_foreign_fds(a):
-    """Close everything above the preserved range except our own (CLOEXEC) fds: nothing else reaches the container."""
+    """Close everything above the preserved range except our own (CLOEXEC) fds: nothing else reaches the container.
+    The hot-path file first: it is ours, but must not wait for the execve (_close_hot_path_file)."""
+    _close_hot_path_file()
     first = 3 + (a.preserve_fds or 0)
     try:
         keep = sorted(int(n) for n in os.listdir("/proc/self/fd") if int(n) >= first)

@@ -360,6 +360,27 @@ def test_exec_passes_no_fd_but_stdio(runtime, bundle, cid, marker):
     assert len(extra) <= 1 and all(v.startswith("/proc/") and v.endswith("/fd") for v in extra.values()), fds
 
 
+RUNTIME_FILES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the checkout, its .venv inside
+
+
+def test_a_created_containers_init_holds_no_runtime_file_a_ptrace_capable_process_could_open(runtime, bundle, cid):
+    # init is forked from `create`, not exec'd: until its execve it holds what the runtime opened, close-on-exec or
+    # not. Waiting for `start` it has the container's capabilities already, and a process of the container with
+    # CAP_SYS_PTRACE (no user namespace) passes the ptrace check on the non-dumpable init: /proc/1/fd/N reopens its
+    # fds, for writing where the file's mode allows. The launcher's .venv/ociruntime-hotpath.bin (root's, 0644) is
+    # code every later runtime command runs as root. runc's waiting init holds no file of the runtime either.
+    for caps in bundle.config["process"]["capabilities"].values():
+        if "CAP_SYS_PTRACE" not in caps:
+            caps.append("CAP_SYS_PTRACE")
+    runtime("create", "--bundle", bundle.set_args("true").write(), cid)
+    probe = ('for f in /proc/1/fd/*; do t=$(readlink $f) || continue; echo "FD $f -> $t"; case "$t" in "$0"/*) '
+             '{ echo "WRITABLE $f -> $t"; } 2>/dev/null 3>>$f;; esac; done')
+    out = runtime("exec", cid, "sh", "-c", probe, RUNTIME_FILES).stdout
+    assert "FD /proc/1/fd/0 " in out, "init's fds are not visible: this run proves nothing\n" + out
+    held = [ln for ln in out.splitlines() if ln.startswith("FD ") and ln.split(" -> ", 1)[1].startswith(RUNTIME_FILES)]
+    assert not held and "WRITABLE" not in out, "init holds the runtime's own files:\n" + out
+
+
 # -- the sealed exec program under seccomp filters ------------------------------------------------------------
 
 def with_filter(bundle, *rules):

@@ -74,3 +74,27 @@ def test_the_launcher_runs_without_its_hot_path_file(tmp_path):
     alt.chmod(0o755)
     out = subprocess.run([str(alt), "--version"], check=True, capture_output=True, text=True).stdout
     assert out.startswith("ociruntime version")
+
+
+CLOSE_PROBE = PROBE.split("import pkg.mod")[0] + """
+sys.path.append({repo!r})
+from ociruntime import init
+init._close_hot_path_file()
+try:
+    posix.fstat(FD)
+    print("open")
+except OSError:
+    print("closed")
+import pkg.mod
+print(any(getattr(f, "__name__", "") == "HotPath" for f in sys.meta_path),
+      getattr(pkg.mod.__spec__.loader, "__name__", type(pkg.mod.__spec__.loader).__name__))
+"""
+
+
+def test_init_and_exec_close_the_file_before_the_containers_code_can_see_them(tree):
+    """init.py step 24 (exec: before the user switch): forked, not exec'd, they would hold the fd until execve."""
+    checkout, hot = tree
+    out = subprocess.run([sys.executable, "-IS", "-c", CLOSE_PROBE.format(checkout=str(checkout), hot=str(hot),
+                                                                         repo=REPO)],
+                         check=True, capture_output=True, text=True).stdout.split()
+    assert out == ["closed", "False", "SourceFileLoader"]
