@@ -87,13 +87,14 @@ clean:
 # on a loaded 2-core host; not in `make test`.
 CGROUP2_VM := ../shared/tools/cgroup2-vm.sh
 CGROUP2_SPEC := tests/test_cgroups_cli.py spec-tests/test_cgroups.py spec-tests/test_rootless.py \
-  spec-tests/test_lifecycle.py spec-tests/test_crash_injection.py
+  spec-tests/test_lifecycle.py spec-tests/test_crash_injection.py spec-tests/test_cgroup_birth.py \
+  spec-tests/test_pidns_fork.py
 .PHONY: test-cgroup2 test-arm64
 test-cgroup2: deps bundle
 	@if [ ! -x $(CGROUP2_VM) ]; then echo "test-cgroup2: $(CGROUP2_VM) is absent: no cgroup v2 VM here; skipping"; exit 0; fi; \
 	$(CGROUP2_VM) 'modprobe brd rd_nr=1 rd_size=16384; modprobe tun; \
 	CGROUP2_VM=1 $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) \
-	  tests/test_cgroups_v2.py tests/test_cgroups_devices_bpf.py; unit=$$?; \
+	  tests/test_cgroups_v2.py tests/test_cgroups_devices_bpf.py tests/test_fork_into_cgroup.py; unit=$$?; \
 	OCIRUNTIME_VM=1 sh spec-tests/confine.sh $(BIN)/python -m pytest -q -p no:cacheprovider -rs $(PYTEST_ARGS) \
 	  -k "not after_a_delay" $(CGROUP2_SPEC); spec=$$?; exit $$((unit | spec))'
 

@@ -123,22 +123,24 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
             undo.append(_host_mount_undo(st, cfg.root_path))
         step("ready to fork")
         pidns = cfg.linux.namespace("pid")
+        fork = _Fork(_birth_cgroup(st.facts.get("cgroup")))
         pid, args.in_pidns = _fork_in_pidns("new" if pidns and not pidns.path and not cfg.linux.namespace("user")
-                                            and not cfg.linux.namespace("time") else None)
+                                            and not cfg.linux.namespace("time") else None, fork)
         if pid == 0:
             parent_sock.close()
             st.release()             # the flock lives on the shared open file: the child must not keep it
             initargs.run_child("main", args)   # never returns
         child_sock.close()
-        step(f"forked the child (pid {pid})")
+        step(fork.describe(pid))
         reaped = []
         undo.append(lambda: reaped or _kill_and_reap(pid, 0))
         fault("create:forked")
         warm = False
-        if mgr is not None:          # while the child makes its namespaces (and forks init)
+        if mgr is not None and not fork.placed:   # while the child makes its namespaces (and forks init)
             warm = _warm_up(mgr, pid)
             step("child placed in the cgroups (warm-up)")
-            fault("create:warmed-up")
+        if mgr is not None:
+            fault("create:warmed-up")            # the child is in its cgroups (born there, or written)
 
         def place(init_pid: int):
             """init exists (PID): put it in its cgroups and resctrl group, then GO (init.py step P)."""
@@ -146,9 +148,10 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
             step(f"init's pid {init_pid} received")
             fault("create:init-pid")
             if mgr is not None:
-                if not (warm and init_pid == pid):   # else the warm-up placed init itself
-                    mgr.apply(init_pid)
-                step("init placed in the cgroups")
+                if not fork.placed:  # else born there, or the child of one born there: nothing to write
+                    if not (warm and init_pid == pid):   # else the warm-up placed init itself
+                        mgr.apply(init_pid)
+                    step("init placed in the cgroups")
                 fault("create:placed")
                 mgr.set({k: v for k, v in resources.items() if k != "devices"})   # devices: set above
                 step("cgroup resources set")
@@ -297,18 +300,73 @@ def _warm_up(mgr, pid: int) -> bool:
         return False
 
 
-def _fork_in_pidns(how: str | None) -> tuple[int, bool]:
+def _birth_cgroup(cgroup: dict | None, process=None) -> str | None:
+    """The cgroup v2 directory the child can be born in (clone3 CLONE_INTO_CGROUP: see _Fork), or None: it is placed
+    by cgroup.procs writes as before. cgroup: the manager's state (Manager.to_state(), as stored). None without a
+    cgroup; on cgroup v1 and hybrid hosts (one directory per controller's hierarchy, each needs its write: today's
+    way, exactly); with the systemd driver (create starts the unit with init's pid; exec is left as it was); for an
+    exec with process.execCPUAffinity.initial, which applies "before the transition to container's cgroup"
+    (config.md): a process born there has no before, and the cpuset would override it."""
+    if not cgroup or cgroup.get("version") != "v2" or cgroup.get("systemd"):
+        return None
+    if process is not None and (process.exec_cpu_affinity or {}).get("initial"):
+        return None
+    return cgroup.get("path")
+
+
+class _Fork:
+    """os.fork(), or (path given) clone3 with CLONE_INTO_CGROUP: the child is born in the cgroup v2 directory `path`,
+    before its first instruction, and nobody writes cgroup.procs, whose first write of a burst waits for an RCU grace
+    period (the cgroup threadgroup rwsem taken for writing; crun does this, runc 1.1.5 does not). What the child forks
+    (init, exec's process) is born there too. `placed` says whether it was so; when the kernel refuses (no clone3, a
+    kernel before 5.7, a cgroup that cannot take processes, no permission, a pids limit reached...) the fork is
+    os.fork() and the caller places the child by writing cgroup.procs, as before: that way gives its own error if the
+    refusal was real. Called once, then the cgroup fd is closed (in both processes)."""
+
+    __slots__ = ("path", "placed", "refused")
+
+    def __init__(self, path: str | None):
+        self.path, self.placed, self.refused = path, False, None
+
+    def __call__(self) -> int:
+        if self.path is None:
+            return os.fork()
+        from .linux import syscalls as sc
+        try:
+            fd = os.open(self.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            self.refused = f"open {self.path}: {e.strerror}"
+            return os.fork()
+        try:
+            pid = sc.fork_into_cgroup(fd)
+            self.placed = True
+        except sc.SyscallError as e:
+            self.refused = str(e)
+        finally:
+            os.close(fd)             # in the parent, and in the child
+        return pid if self.placed else os.fork()
+
+    def describe(self, pid: int) -> str:
+        """The --debug step."""
+        if self.placed:
+            return f"forked the child (pid {pid}) into its cgroup {self.path} (clone3 CLONE_INTO_CGROUP)"
+        if self.refused:
+            return f"forked the child (pid {pid}); clone3 into the cgroup refused ({self.refused}): placed by writes"
+        return f"forked the child (pid {pid})"
+
+
+def _fork_in_pidns(how: str | None, fork=os.fork) -> tuple[int, bool]:
     """os.fork(), the child born in the pid namespace `how` says; (pid, direct). how "new": unshare(CLONE_NEWPID)
     here, so the child is PID 1 of a new namespace, init itself; how "/proc/N/ns/pid": setns there, so exec's child
     is in the container's pid namespace from birth; how "same": nothing to join. We go back to our own namespace
     right after, for anything we fork later (hooks). direct: the child needs no second fork, so there is no
     intermediate process, a fork of this interpreter that lived only to fork again (~2.5 ms of CPU per exec,
     rusage, and a socket round trip). how None (direct False): the child makes or joins the namespace and forks (a
-    user or time namespace must come first, or the pid namespace is given by path)."""
+    user or time namespace must come first, or the pid namespace is given by path). fork: os.fork or a _Fork."""
     if how in (None, "same"):
-        return os.fork(), how == "same"
+        return fork(), how == "same"
     if os.geteuid() != 0 or _in_userns():   # rootless (podman runs us as root of its user namespace): the way back
-        return os.fork(), False             # to our own pid namespace needs CAP_SYS_ADMIN where we have none
+        return fork(), False                # to our own pid namespace needs CAP_SYS_ADMIN where we have none
     from .linux import syscalls as sc
     # the child is in the container's pid namespace from birth, visible to its processes before its own first
     # step: it inherits non-dumpable across fork (init.py exec_main step 1, CVE-2019-5736 class); we are again after
@@ -327,7 +385,7 @@ def _fork_in_pidns(how: str | None) -> tuple[int, bool]:
                 finally:
                     os.close(fd)
             try:
-                pid = os.fork()
+                pid = fork()
             finally:
                 if pid != 0:         # the parent (or no child): back; the child stays where it was born
                     sc.setns(own, sc.CLONE_NEWPID, "our own pid namespace, back from the container's")
@@ -431,14 +489,15 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
                                  console_ours=console_ours,
                                  preserve_fds=_preserved_fds(preserve_fds or 0), cid=st.id, cfg=cfg_for_preload,
                                  debug=g.debug)
+        fork = _Fork(_birth_cgroup(st.facts.get("cgroup"), process))
         step("ready to fork")
-        pid, args.in_pidns = _fork_in_pidns(_exec_pidns(st.pid))
+        pid, args.in_pidns = _fork_in_pidns(_exec_pidns(st.pid), fork)
         if pid == 0:
             parent_sock.close()
             st.release()
             initargs.run_child("exec_main", args)   # never returns
         child_sock.close()
-        step(f"forked the child (pid {pid})")
+        step(fork.describe(pid))
         reaped = []
         undo.append(lambda: reaped or _kill_and_reap(pid, 0))
         if process.exec_cpu_affinity and process.exec_cpu_affinity.get("initial"):
@@ -451,10 +510,11 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
             except OSError as e:
                 from .linux.syscalls import SyscallError
                 raise SyscallError("sched_setaffinity", "process.execCPUAffinity.initial", e.errno) from None
-        mgr, warm = None, False
-        if st.facts.get("cgroup"):
+        mgr, warm = None, fork.placed   # born in the container's cgroup (so is the process, if the child forks it)
+        if st.facts.get("cgroup") and not warm:
             from .linux import cgroups
             mgr = cgroups.manager_from_state(st.facts["cgroup"])
+        if mgr is not None and not warm:
             warm = _warm_up(mgr, pid)   # the grace period of the first cgroup.procs write runs while the child joins
             step("child placed in the cgroups (warm-up)")
         _, payload = sync.expect(parent_sock, sync.PID)
@@ -465,7 +525,7 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
         if exec_pid != pid:
             os.waitpid(pid, 0)
             reaped.append(pid)       # exec_pid is our child now (we are its subreaper): its pid stays its own
-        if mgr is not None and not (warm and exec_pid == pid):   # else the warm-up placed it already
+        if mgr is not None and not (warm and (exec_pid == pid or fork.placed)):   # else placed already
             _or_child_error(parent_sock, lambda: mgr.apply(exec_pid))
             step("the process placed in the cgroups")
         if st.facts.get("intelRdt"):   # the exec'd process shares the container's cache/bandwidth allocation

@@ -3,6 +3,7 @@ process), and exec forks its process straight into the container's: the --debug 
 is the one that reports back. The runtime going back to its own pid namespace after that fork also works when it
 is itself PID 1 of a pid namespace."""
 import json
+import re
 import subprocess
 
 from conftest import EXE
@@ -21,10 +22,10 @@ def test_init_and_execs_process_are_forked_straight_into_the_pid_namespace(runti
     assert p.stdout.strip() != "1"                       # a process of the container's pid namespace, not init
     names = [(s["process"], s["step"]) for s in _steps(log)]
     forked = [n for w, n in names if n.startswith("forked the child (pid ")]
-    create_pid = forked[0].split("pid ")[1].rstrip(")")
+    create_pid = re.match(r"forked the child \(pid (\d+)\)", forked[0]).group(1)   # v2: "... into its cgroup"
     assert ("create", f"init's pid {create_pid} received") in names
     assert not any(w == "create child" and n.startswith("7 forked init") for w, n in names)
-    exec_pid = forked[1].split("pid ")[1].rstrip(")")
+    exec_pid = re.match(r"forked the child \(pid (\d+)\)", forked[1]).group(1)
     assert ("exec", f"the process's pid {exec_pid} received") in names
     assert ("exec child", "4 (in the pid namespace from birth), total") in names
     runtime("kill", cid, "KILL")

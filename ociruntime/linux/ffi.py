@@ -29,8 +29,15 @@ class _FuncPtr(_ctypes.CFuncPtr):
     _restype_ = c_int
 
 
+class _PyFuncPtr(_ctypes.CFuncPtr):
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_PYTHONAPI | _ctypes.FUNCFLAG_USE_ERRNO
+    _restype_ = c_int
+
+
 class CDLL:
     """ctypes.CDLL(name, use_errno=True): functions looked up by attribute, returning int unless restype is set."""
+
+    _funcptr = _FuncPtr
 
     def __init__(self, name: str | None = None):
         self._name = name
@@ -39,7 +46,14 @@ class CDLL:
     def __getattr__(self, name: str):
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        func = _FuncPtr((name, self))
+        func = self._funcptr((name, self))
         func.__name__ = name
         setattr(self, name, func)
         return func
+
+
+class PyDLL(CDLL):
+    """ctypes.PyDLL(name, use_errno=True): the same, but the GIL stays held during the call (the Python C API, and
+    a fork that must return to the child with the interpreter exactly as os.fork leaves it)."""
+
+    _funcptr = _PyFuncPtr

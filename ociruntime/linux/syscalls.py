@@ -3,6 +3,7 @@
 Only this module touches libc directly; callers never check return codes.
 """
 import posix
+import sys
 
 from .. import fastos as os
 from ..errors import SyscallError
@@ -341,3 +342,72 @@ def cloexec_range(first, last=0xFFFFFFFF):
     free fd, unlike listing /proc/self/fd."""
     _check(_syscall(_nr("close_range"), ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(CLOSE_RANGE_CLOEXEC)),
            "close_range", f"fds {first}.. (CLOSE_RANGE_CLOEXEC)")
+
+
+# --- clone3(CLONE_INTO_CGROUP): a fork whose child is born in a cgroup v2 directory (launch._Fork) ---
+CLONE_CHILD_SETTID = 0x01000000
+CLONE_INTO_CGROUP = 0x200000000
+_SIGCHLD = 17
+_clone = None        # (the GIL-holding libc/Python-API handle, glibc's tid field offset) once looked up
+
+
+def _clone_setup():
+    global _clone
+    if _clone is None:
+        import _ctypes
+        py = ctypes.PyDLL(None)
+        # glibc publishes where struct pthread keeps the thread's tid, for libthread_db: {bits, count, offset}
+        try:
+            desc = _ctypes.dlsym(py._handle, "_thread_db_pthread_tid")
+        except OSError:
+            desc = 0                 # not glibc: where to write the child's tid is unknown (see fork_into_cgroup)
+        offset = ctypes.c_uint.from_address(desc + 8).value if desc and \
+            ctypes.c_uint.from_address(desc).value == 32 else -1
+        py.pthread_self.restype, py.syscall.restype = ctypes.c_void_p, ctypes.c_long
+        py.PyOS_BeforeFork.restype = py.PyOS_AfterFork_Child.restype = py.PyOS_AfterFork_Parent.restype = None
+        _clone = (py, offset)
+    return _clone
+
+
+def fork_into_cgroup(cgroup_fd: int) -> int:
+    """os.fork() whose child is born in the cgroup v2 directory open at cgroup_fd (clone3 with CLONE_INTO_CGROUP,
+    Linux 5.7): it runs no instruction anywhere else, and nobody writes cgroup.procs (whose first write of a burst
+    waits for an RCU grace period). Returns the child's pid, 0 in the child. Raises SyscallError("clone3") when it
+    cannot be done (no process was made; the caller forks the usual way and writes cgroup.procs).
+
+    What os.fork does around fork(2) is done around clone3, the same way: PyOS_BeforeFork, PyOS_AfterFork_Child or
+    _Parent (the import lock, the GIL and thread states, os.register_at_fork hooks), the call made with the GIL held.
+    What glibc's fork() adds for a single-threaded process: the child's thread descriptor gets the child's tid
+    (CLONE_CHILD_SETTID at the field whose offset glibc publishes for libthread_db; pthread functions aimed at
+    pthread_self() go by it). Not done, so refused while another Python thread runs: glibc's resets of the malloc,
+    stdio and loader locks another thread could hold (the runtime starts no thread of C code either). Not done
+    either: pthread_atfork handlers (C libraries'; Python's own hooks are os.register_at_fork's, run above)."""
+    py, offset = _clone_setup()
+    import errno
+    if offset < 0:
+        raise SyscallError("clone3", "CLONE_INTO_CGROUP: this libc's thread descriptor layout is unknown", errno.ENOSYS)
+    import _thread
+    if _thread._count():             # threads started by Python and still running, the main one not counted
+        raise SyscallError("clone3", "CLONE_INTO_CGROUP: this process has other threads", errno.EDEADLK)
+    # struct clone_args, CLONE_ARGS_SIZE_VER2 (Linux 5.7): 11 u64, as bytes (a ctypes Structure class costs ~20 us
+    # to make): flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup
+    args = b"".join(v.to_bytes(8, sys.byteorder) for v in (
+        CLONE_CHILD_SETTID | CLONE_INTO_CGROUP, 0, py.pthread_self() + offset, 0, _SIGCHLD, 0, 0, 0, 0, 0, cgroup_fd))
+    nr, size = ctypes.c_long(_nr("clone3")), ctypes.c_size_t(len(args))
+    import _signal
+    # signals blocked from before PyOS_BeforeFork to after PyOS_AfterFork_*, as glibc's fork blocks them around the
+    # syscall: a Python handler (create's SIGTERM rollback) must not raise between the two, with the import lock held
+    mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
+    try:
+        py.PyOS_BeforeFork()
+        pid = py.syscall(nr, args, size)
+        if pid == 0:
+            py.PyOS_AfterFork_Child()
+        else:
+            err = ctypes.get_errno()
+            py.PyOS_AfterFork_Parent()
+    finally:
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
+    if pid < 0:
+        raise SyscallError("clone3", "CLONE_INTO_CGROUP", err)
+    return pid

@@ -61,7 +61,7 @@ NR = {
     "close_range": 436, "open_tree": 428, "move_mount": 429, "mount_setattr": 442, "openat2": 437,
     "sched_setattr": 274, "ioprio_set": 30, "set_mempolicy": 237, "personality": 92, "capget": 90,
     "capset": 91, "keyctl": 219, "bpf": 280, "seccomp": 277,
-    "ioprio_get": 31, "get_mempolicy": 236,
+    "ioprio_get": 31, "get_mempolicy": 236, "clone3": 435,
 }
 
 DMZ_CODE = bytes.fromhex(

@@ -59,7 +59,7 @@ NR = {
     "close_range": 436, "open_tree": 428, "move_mount": 429, "mount_setattr": 442, "openat2": 437,
     "sched_setattr": 314, "ioprio_set": 251, "set_mempolicy": 238, "personality": 135, "capget": 125,
     "capset": 126, "keyctl": 250, "bpf": 321, "seccomp": 317,
-    "ioprio_get": 252, "get_mempolicy": 239,
+    "ioprio_get": 252, "get_mempolicy": 239, "clone3": 435,
 }
 
 DMZ_CODE = bytes.fromhex(

@@ -1,0 +1,146 @@
+"""cgroup v2: init and exec's process are born in the container's cgroup (clone3 with CLONE_INTO_CGROUP, issue 12), so
+they run no instruction elsewhere and the runtime never writes cgroup.procs, whose first write of a burst waits for
+an RCU grace period. On v1 and hybrid hosts nothing changed: the child is placed by cgroup.procs writes, as before.
+
+Who opened which cgroup.procs for writing is seen by a Python audit hook ("open" events) installed in the runtime
+process itself, independent of the runtime's own --debug trace (which is checked too)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import CGROUP_PARENT, EXE, V2, own_cgroup_dirs, reap
+
+HOOKED = r"""
+import sys
+log, exe = sys.argv[1], sys.argv[2]
+sys.argv = ["ociruntime"] + sys.argv[3:]
+pid = __import__("posix").getpid()
+
+
+def hook(event, args):
+    if event == "open" and str(args[0]).endswith("cgroup.procs") and args[2] is not None and args[2] & 3 and \
+            __import__("posix").getpid() == pid:     # the runtime's own writes, not its children's
+        with open(log, "a") as f:
+            f.write(str(args[0]) + "\n")
+
+
+sys.addaudithook(hook)
+exec(compile(open(exe).read(), exe, "exec"))        # the launcher: its shebang line is a comment here
+"""
+pytestmark = pytest.mark.skipif(bool(os.environ.get("SPEC_RUNTIME")), reason="ociruntime's own fork and its trace")
+
+
+def _hooked(runtime, tmp_path, *args):
+    """Run `ociruntime --root R ARGS` with the audit hook; (completed process, the cgroup.procs files it wrote)."""
+    log = tmp_path / "procs-writes"
+    log.write_text("")
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with open(out, "w") as o, open(err, "w") as e:    # files, not pipes: a created container inherits them
+        p = subprocess.run([sys.executable, "-IS", "-c", HOOKED, str(log), EXE, "--root", runtime.root, *args],
+                           stdout=o, stderr=e, timeout=60, stdin=subprocess.DEVNULL)
+    p.stdout, p.stderr = out.read_text(), err.read_text()
+    assert p.returncode == 0, p.stderr
+    return p, log.read_text().split()
+
+
+def _cgroup_of(pid: int) -> str:
+    with open(f"/proc/{pid}/cgroup") as f:
+        return [ln.split(":", 2)[2].strip() for ln in f if ln.startswith("0::")][0]
+
+
+def _steps(log):
+    return [json.loads(ln)["msg"] for ln in log.read_text().splitlines() if '"step"' in ln]
+
+
+def _unified():
+    d = own_cgroup_dirs().get("" if V2 else "unified")
+    return d if d and os.path.isdir(d) else None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes a cgroup")
+def test_a_child_forked_into_a_cgroup_is_in_it_at_its_first_instruction():
+    """ociruntime.linux.syscalls.fork_into_cgroup: the child's first act, reading /proc/self/cgroup, already shows
+    the target; os.fork's child (the control) is still in ours. Works wherever a cgroup2 hierarchy is mounted
+    (hybrid hosts have one without controllers)."""
+    base = _unified()
+    if base is None:
+        pytest.skip("no cgroup2 hierarchy mounted")
+    from ociruntime.linux import syscalls as sc
+    target = os.path.join(base, f"{CGROUP_PARENT}-birth")
+    os.mkdir(target)
+    try:
+        seen = {}
+        for how in ("clone3", "fork"):
+            fd = os.open(target, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            r, w = os.pipe()
+            pid = sc.fork_into_cgroup(fd) if how == "clone3" else os.fork()
+            if pid == 0:
+                try:
+                    with open("/proc/self/cgroup", "rb") as f:
+                        os.write(w, f.read())
+                finally:
+                    os._exit(0)
+            os.close(fd)
+            os.close(w)
+            with os.fdopen(r, "rb") as f:
+                seen[how] = [ln.split(b":", 2)[2].strip().decode() for ln in f.read().splitlines()
+                             if ln.startswith(b"0::")][0]
+            assert os.waitpid(pid, 0)[1] == 0
+        mine = _cgroup_of(os.getpid())
+        assert seen["clone3"] == os.path.join(mine, os.path.basename(target))
+        assert seen["fork"] == mine
+    finally:
+        os.rmdir(target)
+
+
+def test_create_and_exec_place_their_processes_without_writing_cgroup_procs_on_cgroup2(runtime, bundle, cid,
+                                                                                         tmp_path):
+    """v2: no cgroup.procs write by create or exec, and init and the exec'd process are in the container's cgroup.
+    v1/hybrid (the control, and today's behaviour kept): create and exec write them."""
+    bundle.set_args("sleep", "100")
+    log = tmp_path / "log.json"
+    flags = ("--debug", "--log", str(log), "--log-format", "json")
+    _, create_writes = _hooked(runtime, tmp_path, *flags, "create", "--bundle", bundle.write(), cid)
+    init = runtime.state(cid)["pid"]
+    want = bundle.config["linux"]["cgroupsPath"]
+    create_steps = _steps(log)
+    log.write_text("")
+    p, exec_writes = _hooked(runtime, tmp_path, *flags, "exec", cid, "cat", "/proc/self/cgroup")
+    exec_steps = _steps(log)
+    try:
+        if V2:
+            assert create_writes == [] and exec_writes == []
+            assert _cgroup_of(init).endswith("/" + want)
+            born = [s for s in create_steps + exec_steps if "(clone3 CLONE_INTO_CGROUP)" in s]
+            assert len(born) == 2, create_steps + exec_steps
+            parents = [s for s in create_steps + exec_steps if s.startswith(("create: ", "exec: "))]
+            assert not [s for s in parents if "placed in the cgroups" in s], parents
+            assert p.stdout.strip() == "0::/"          # the container's cgroup namespace is rooted at its cgroup
+        else:
+            assert create_writes and all(w.endswith(f"/{want}/cgroup.procs") for w in create_writes)
+            assert exec_writes and all(w.endswith(f"/{want}/cgroup.procs") for w in exec_writes)
+            assert not [s for s in create_steps + exec_steps if "clone3" in s]
+            assert "create: child placed in the cgroups (warm-up)" in " ".join(create_steps)
+    finally:
+        runtime("delete", "--force", cid)
+        reap()
+
+
+@pytest.mark.skipif(not V2, reason="cgroup v2 only: v1 and hybrid hosts always place by cgroup.procs writes")
+def test_exec_with_an_initial_cpu_affinity_is_placed_by_a_write_after_it(runtime, bundle, cid, tmp_path):
+    """process.execCPUAffinity.initial applies before the move into the container's cgroup (config.md): such an
+    exec's child is forked where we are, gets the affinity, and is then written into the cgroup."""
+    runtime("run", "-d", "--bundle", bundle.set_args("sleep", "100").write(), cid)
+    proc = dict(bundle.config["process"], args=["cat", "/proc/self/cgroup"], execCPUAffinity={"initial": "0"})
+    spec = tmp_path / "process.json"
+    spec.write_text(json.dumps(proc))
+    try:
+        p, writes = _hooked(runtime, tmp_path, "exec", "--process", str(spec), cid)
+        assert writes, "the exec's process was born in the cgroup, before its initial affinity"
+        assert p.stdout.strip() == "0::/"
+    finally:
+        runtime("delete", "--force", cid)
+        reap()
