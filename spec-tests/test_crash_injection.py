@@ -106,6 +106,18 @@ def test_delete_killed_at_a_named_step_is_finished_by_delete_force(runtime, slee
     _check_recovery(runtime, sleeper, cid, mounts, point)
 
 
+@pytest.mark.parametrize("point", DELETE_POINTS)
+def test_delete_of_a_stopped_container_killed_at_a_named_step_is_finished_by_delete(runtime, sleeper, cid, point):
+    # a stopped container's delete takes its own way (container._rmdir_empty: no cgroup driver, one rmdir each)
+    mounts = _mounts()
+    assert _run(runtime, ["run", "-d", "--bundle", sleeper.path, cid]).returncode == 0
+    assert _run(runtime, ["kill", cid, "KILL"]).returncode == 0
+    runtime.wait_status(cid, "stopped")
+    p = _run(runtime, ["delete", cid], fault=point)
+    assert p.returncode == -9, f"{point} was never reached: {p.returncode} {p.stderr}"
+    _check_recovery(runtime, sleeper, cid, mounts, f"stopped, {point}")
+
+
 @pytest.mark.parametrize("ms", TIMED_MS)
 def test_create_killed_after_a_delay_is_cleaned_by_delete_force(runtime, sleeper, cid, ms):
     mounts = _mounts()
