@@ -381,6 +381,33 @@ def test_a_created_containers_init_holds_no_runtime_file_a_ptrace_capable_proces
     assert not held and "WRITABLE" not in out, "init holds the runtime's own files:\n" + out
 
 
+HOT_PATH_FILE = os.path.join(RUNTIME_FILES, ".venv", "ociruntime-hotpath.bin")
+
+
+@pytest.mark.parametrize("command", ["run", "exec"])
+def test_a_caller_with_stdin_closed_gets_no_runtime_file_chowned_to_the_process_user(runtime, bundle, cid, command):
+    # the launcher's open of the hot-path file takes the lowest free fd: stdin when the caller closed it. init and
+    # exec's child make stdio the process user's before the user switch (runc's fixStdioPermissions): with the file
+    # still open there, it became uid 1000's, a host file every later runtime command runs as root
+    if not os.path.exists(HOT_PATH_FILE):
+        pytest.skip("no hot-path file: run make deps")
+    before = os.stat(HOT_PATH_FILE)
+    bundle.config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    try:
+        if command == "run":
+            argv = ["run", "--bundle", bundle.set_args("true").write(), cid]
+        else:
+            runtime("run", "-d", "--bundle", bundle.set_args("sleep", "10").write(), cid)
+            argv = ["exec", cid, "true"]
+        p = subprocess.run(["sh", "-c", 'exec "$@" <&-', "sh", EXE, "--root", runtime.root, *argv],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        after = os.stat(HOT_PATH_FILE)
+        assert (after.st_uid, after.st_gid) == (before.st_uid, before.st_gid), "the hot-path file was chowned"
+    finally:
+        os.chown(HOT_PATH_FILE, before.st_uid, before.st_gid)
+
+
 # -- the sealed exec program under seccomp filters ------------------------------------------------------------
 
 def with_filter(bundle, *rules):
