@@ -524,6 +524,7 @@ def _move_own_fds(a):
     import _socket
     a.sock = _socket.socket(fileno=new)
     s.close()
+    _note_hot_path_file()
 
 
 def _open_with_host_rights(a):
@@ -540,17 +541,42 @@ def _close_hot_path_file() -> None:
     a process its code can reach: a created container's init waits for `start` with the container's capabilities,
     and a process of the container with CAP_SYS_PTRACE (no user namespace) may open /proc/1/fd/N, for writing too
     (mode 0644, root's): code every later runtime command runs as root. runc's waiting init holds no runtime file.
-    No import is possible after pivot_root anyway (preload, step 8). The fd is wherever the launcher's open put it,
-    a gap of the preserved range or stdio included; the finder is known by the namespace the launcher gives it."""
-    for i, f in enumerate(sys.meta_path):
+    No import is possible after pivot_root anyway (preload, step 8). The fd is wherever the launcher's open put it:
+    stdin when the caller closed it, where the console's pty may have taken its number since (dup2), so it is
+    closed only if it is still the file step 2 saw (_note_hot_path_file). It stays at its number until then: freed,
+    that number would go to the exec FIFO's fd (2a), which stdio's fixups must not meet."""
+    g = _hot_path_globals()
+    if g is None:
+        return
+    sys.meta_path[:] = [f for f in sys.meta_path if getattr(getattr(f, "exec_module", None), "__globals__", None)
+                        is not g]
+    try:
+        st = os.fstat(g["FD"])
+        if (st.st_dev, st.st_ino) == g.get("ociruntime_file"):
+            os.close(g["FD"])
+    except OSError:
+        pass
+
+
+def _note_hot_path_file() -> None:
+    """Step 2: which file the hot-path fd is (_close_hot_path_file closes that one, not whatever has its number)."""
+    g = _hot_path_globals()
+    if g is not None:
+        try:
+            st = os.fstat(g["FD"])
+            g["ociruntime_file"] = (st.st_dev, st.st_ino)
+        except OSError:
+            pass
+
+
+def _hot_path_globals():
+    """The namespace the launcher runs the hot-path finder in (bench/mklauncher.sh): its FD is read by the finder at
+    each import; None without the launcher's file."""
+    for f in sys.meta_path:
         g = getattr(getattr(f, "exec_module", None), "__globals__", None)
         if g is not None and g.get("__name__") == "ociruntime_hotpath" and isinstance(g.get("FD"), int):
-            del sys.meta_path[i]
-            try:
-                os.close(g["FD"])
-            except OSError:
-                pass
-            return
+            return g
+    return None
 
 
 def _close_foreign_fds(a):

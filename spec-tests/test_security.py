@@ -408,6 +408,34 @@ def test_a_caller_with_stdin_closed_gets_no_runtime_file_chowned_to_the_process_
         os.chown(HOT_PATH_FILE, before.st_uid, before.st_gid)
 
 
+def test_a_caller_with_stdin_closed_still_gives_a_terminal_process_the_pty_as_stdin(runtime, bundle, cid, tmp_path):
+    # the hot-path file at fd 0 (see above) must be closed as itself, not by number after the pty took fd 0
+    from conftest import console_listener
+    sock_path = str(tmp_path / "console.sock")
+    srv, t, got = console_listener(sock_path)
+    bundle.config["process"]["terminal"] = True
+    bundle.set_args("sh", "-c", "readlink /proc/self/fd/0; readlink /proc/self/fd/1; echo done").write()
+    p = subprocess.run(["sh", "-c", 'exec "$@" <&-', "sh", EXE, "--root", runtime.root, "create", "--bundle",
+                        bundle.path, "--console-socket", sock_path, cid], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    t.join(10)
+    srv.close()
+    assert "fd" in got
+    runtime("start", cid)
+    data = b""
+    while b"done" not in data:
+        try:
+            chunk = os.read(got["fd"], 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(got["fd"])
+    lines = data.decode().split()
+    assert lines[:2] == [lines[1], lines[1]] and lines[1].startswith("/dev/pts/"), lines
+
+
 # -- the sealed exec program under seccomp filters ------------------------------------------------------------
 
 def with_filter(bundle, *rules):

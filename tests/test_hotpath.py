@@ -79,6 +79,7 @@ def test_the_launcher_runs_without_its_hot_path_file(tmp_path):
 CLOSE_PROBE = PROBE.split("import pkg.mod")[0] + """
 sys.path.append({repo!r})
 from ociruntime import init
+init._note_hot_path_file()
 init._close_hot_path_file()
 try:
     posix.fstat(FD)
