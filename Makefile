@@ -39,11 +39,15 @@ $(VENV)/.stamp: build/.apt setup.cfg pyproject.toml
 	$(MAKE) --no-print-directory launcher
 	@touch $@
 
-# The executable every CLI call starts (bench/mklauncher.sh says why it is no pip script).
+# The executable every CLI call starts (bench/mklauncher.sh says why it is no pip script), and the hot-path file it
+# reads (bench/mkhotpath.py): remade when either script or a source changed, so an existing checkout gets them too.
+HOTPATH := $(VENV)/ociruntime-hotpath.bin
 launcher:
 	@sh bench/mklauncher.sh $(VENV)
+$(HOTPATH): $(VENV)/.stamp bench/mklauncher.sh bench/mkhotpath.py $(shell find ociruntime -name '*.py')
+	@sh bench/mklauncher.sh $(VENV)
 
-deps: venv
+deps: venv $(HOTPATH)
 
 bundle: $(BUNDLE)/config.json
 $(BUNDLE)/config.json: build/.apt $(VENV)/.stamp bench/mkbundle.sh
