@@ -171,6 +171,28 @@ def test_runtime_seen_inside_during_exec_cannot_be_opened_through_proc(runtime, 
     assert host_binaries() == before
 
 
+def test_runtime_seen_inside_during_exec_has_no_host_cwd_or_root_for_a_ptrace_capable_process(runtime, bundle, cid):
+    # CAP_SYS_PTRACE (no user namespace) passes the ptrace check on the non-dumpable runtime, so its environ, mem and
+    # fds open (for runc's init too); what must not be there is a host directory: every process of the runtime the
+    # container can see must already have the container's root and cwd (the attacker lists its cwd). exec's child was
+    # born in the container's pid namespace before it joined the mount namespace: for a few ms its cwd was the host
+    # directory the runtime was started in (launch._exec_pidns).
+    for caps in bundle.config["process"]["capabilities"].values():
+        if "CAP_SYS_PTRACE" not in caps:
+            caps.append("CAP_SYS_PTRACE")
+    attacker = Attacker(runtime, bundle, cid)
+    inside = set(os.listdir(bundle.rootfs)) | {".", "..", "stop"}
+    for _ in range(EXEC_ROUNDS):
+        for _ in range(EXECS_PER_ROUND):
+            runtime("exec", cid, "true")
+    lines = attacker.stop()
+    cwds = [ln for ln in lines if ln.startswith("OPEN cwd ")]
+    host = [ln for ln in cwds if not set(ln.split()[4:]) <= inside]      # OPEN cwd /proc/N now=(comm) names...
+    assert not host, "a runtime process inside the container had a host cwd:\n" + report(host)
+    assert any(f" now={RUNTIME_COMM} " in ln for ln in cwds), \
+        f"no runtime process's cwd was ever opened: this run proves nothing; log: {lines[:20]}"
+
+
 def test_init_of_a_container_joining_a_pid_namespace_cannot_be_opened_through_proc(runtime, bundle, make_id,
                                                                                    tmp_path):
     # b joins a's PID namespace by path: from its fork until `start`, b's init (the runtime) is a process of a's
