@@ -17,12 +17,12 @@ PYTEST_ARGS ?=
 
 all: demo
 
-apt: build/.apt
+# apt_install: the recipe of a stamp target installing the packages of variable $(1) that are missing.
 # Packages with services (docker.io, containerd) must not start the host's own daemons: the tests run private ones.
 # Where no policy-rc.d forbids service starts, one does for the length of the install.
-build/.apt:
+define apt_install
 	@mkdir -p build
-	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $($(1)); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install$$missing"; \
 	  tmp_policy=""; if [ ! -e /usr/sbin/policy-rc.d ]; then \
@@ -31,6 +31,11 @@ build/.apt:
 	  rc=$$?; [ -z "$$tmp_policy" ] || rm -f /usr/sbin/policy-rc.d; [ $$rc -eq 0 ]; \
 	fi
 	@touch $@
+endef
+
+apt: build/.apt
+build/.apt:
+	$(call apt_install,APT_PKGS)
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: build/.apt setup.cfg pyproject.toml
@@ -109,16 +114,7 @@ test-cgroup2: deps bundle
 # test`: it takes minutes (~20 min on a loaded 2-core host).
 SYSTEMD_APT_PKGS := systemd dbus dbus-user-session passwd util-linux
 build/.apt-systemd:
-	@mkdir -p build
-	@missing=""; for p in $(SYSTEMD_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "apt-get install$$missing"; \
-	  tmp_policy=""; if [ ! -e /usr/sbin/policy-rc.d ]; then \
-	    tmp_policy=1; printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	  rc=$$?; [ -z "$$tmp_policy" ] || rm -f /usr/sbin/policy-rc.d; [ $$rc -eq 0 ]; \
-	fi
-	@touch $@
+	$(call apt_install,SYSTEMD_APT_PKGS)
 
 .PHONY: test-systemd
 test-systemd: deps bundle build/.apt-systemd
