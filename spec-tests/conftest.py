@@ -228,3 +228,18 @@ def console_listener(path):
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     return srv, t, got
+
+
+def read_pty_until(fd, marker=b"done"):
+    """What the pty master fd gives until marker appears (or EOF/EIO: the last process closed its side); fd closed."""
+    data = b""
+    while marker not in data:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(fd)
+    return data

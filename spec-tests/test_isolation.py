@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import EXE, console_listener
+from conftest import EXE, console_listener, read_pty_until
 
 ALL_NS = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 
@@ -281,16 +281,7 @@ def test_terminal_master_is_sent_to_the_console_socket(runtime, bundle, cid, tmp
     srv.close()
     assert "fd" in got
     runtime("start", cid)
-    data = b""
-    while b"done" not in data:
-        try:
-            chunk = os.read(got["fd"], 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        data += chunk
-    os.close(got["fd"])
+    data = read_pty_until(got["fd"])
     lines = data.decode().split()
     assert lines[0].startswith("/dev/pts/")
     assert lines[1].startswith("88:")   # /dev/console is a bind of the pty slave (major 136 = 0x88)

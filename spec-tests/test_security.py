@@ -435,7 +435,7 @@ def test_a_caller_with_stdin_closed_still_gives_a_terminal_process_the_pty_as_st
     if not os.path.exists(HOT_PATH_FILE):
         # without it, fd 0 goes to the exec FIFO's O_PATH fd, which the pty's dup2 replaces: init dies (known, older)
         pytest.skip("no hot-path file: run make deps")
-    from conftest import console_listener
+    from conftest import console_listener, read_pty_until
     sock_path = str(tmp_path / "console.sock")
     srv, t, got = console_listener(sock_path)
     bundle.config["process"]["terminal"] = True
@@ -447,16 +447,7 @@ def test_a_caller_with_stdin_closed_still_gives_a_terminal_process_the_pty_as_st
     srv.close()
     assert "fd" in got
     runtime("start", cid)
-    data = b""
-    while b"done" not in data:
-        try:
-            chunk = os.read(got["fd"], 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        data += chunk
-    os.close(got["fd"])
+    data = read_pty_until(got["fd"])
     lines = data.decode().split()
     assert lines[:2] == [lines[1], lines[1]] and lines[1].startswith("/dev/pts/"), lines
 
