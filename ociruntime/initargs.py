@@ -14,12 +14,12 @@ class _Args:
 class InitArgs(_Args):
     __slots__ = ("cfg", "cid", "sock", "fifo", "console_fd", "console_ours", "no_pivot", "no_new_keyring", "preserve_fds",
                  "cgroup_state", "debug", "fifo_w", "host_pid", "placed", "notes", "fifo_fd", "source_fds",
-                 "in_pidns")
+                 "in_pidns", "seal")
 
 
 class ExecArgs(_Args):
     __slots__ = ("process", "init_pid", "sock", "console_fd", "console_ours", "preserve_fds", "listener", "cid", "cfg", "fifo_w",
-                 "host_pid", "debug", "notes", "exe", "in_pidns")
+                 "host_pid", "debug", "notes", "exe", "in_pidns", "seal")
 
 
 def run_child(entry: str, args) -> None:
@@ -27,6 +27,9 @@ def run_child(entry: str, args) -> None:
     travels to the parent like any init error, and never unwinds into the parent's code."""
     from . import fastos as os
     try:
+        if args.seal:    # first, while invisible to the container: a read-only interpreter (linux/sealexe.py)
+            from .linux import sealexe
+            sealexe.reexec(entry, args)
         from . import init
         getattr(init, entry)(args)
     except BaseException as e:  # noqa: BLE001

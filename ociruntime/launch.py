@@ -124,8 +124,9 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         step("ready to fork")
         pidns = cfg.linux.namespace("pid")
         fork = _Fork(_birth_cgroup(st.facts.get("cgroup")))
+        args.seal = needs_sealed_interpreter(cfg)      # then the child re-execs first, outside the pid namespace
         pid, args.in_pidns = _fork_in_pidns("new" if pidns and not pidns.path and not cfg.linux.namespace("user")
-                                            and not cfg.linux.namespace("time") else None, fork)
+                                            and not cfg.linux.namespace("time") and not args.seal else None, fork)
         if pid == 0:
             parent_sock.close()
             st.release()             # the flock lives on the shared open file: the child must not keep it
@@ -419,6 +420,21 @@ def _exec_pidns(init_pid: int) -> str | None:
     return "same" if ns(init_pid, "pid") == ns("self", "pid") else f"/proc/{init_pid}/ns/pid"
 
 
+def needs_sealed_interpreter(cfg, process=None) -> bool:
+    """A process of this container could hold CAP_SYS_PTRACE in the initial user namespace (any of the five sets of
+    the container's process or of `process`, exec's; no user namespace of its own, and we are in the initial one):
+    it passes the ptrace check on our non-dumpable processes, so the interpreter they run must be a read-only copy
+    (linux/sealexe.py). Other containers cannot open /proc/<pid>/exe of a non-dumpable process at all."""
+    def ptrace(p):
+        caps = p.capabilities if p is not None else None
+        return caps is not None and any(c.upper().removeprefix("CAP_") == "SYS_PTRACE"
+                                        for s in (caps.bounding, caps.effective, caps.permitted, caps.inheritable,
+                                                  caps.ambient) if s for c in s)
+    if not (ptrace(cfg.process) or ptrace(process)) or cfg.linux.namespace("user"):
+        return False
+    return not _in_userns()
+
+
 def _or_child_error(sock, fn):
     """fn(); if it fails because the child already died (ESRCH, EPIPE...), the child's own error, queued on the
     socket as ERR, is the one to report."""
@@ -498,7 +514,8 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
                                  debug=g.debug)
         fork = _Fork(_birth_cgroup(st.facts.get("cgroup"), process))
         step("ready to fork")
-        pid, args.in_pidns = _fork_in_pidns(_exec_pidns(st.pid), fork)
+        args.seal = needs_sealed_interpreter(cfg, process)   # then the child re-execs first, before it joins
+        pid, args.in_pidns = _fork_in_pidns(None if args.seal else _exec_pidns(st.pid), fork)
         if pid == 0:
             parent_sock.close()
             st.release()

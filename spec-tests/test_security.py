@@ -202,6 +202,80 @@ def test_runtime_seen_inside_during_exec_has_no_host_cwd_or_root_for_a_ptrace_ca
         f"no runtime process's cwd was ever opened: this run proves nothing; log: {lines[:20]}"
 
 
+def _writable_host_exe(pid, skip=None):
+    """None if /proc/PID/exe is no file a holder could ever write (a sealed memfd, as runc's; or a file on a
+    read-only mount, as ociruntime's sealed interpreter: a reopen for writing fails with EROFS once nothing runs it,
+    "Text file busy" until then) or is the file `skip` (st_dev, st_ino); else its target. One handle for all three
+    looks: the process may execve meanwhile."""
+    fd = os.open(f"/proc/{pid}/exe", os.O_PATH | os.O_CLOEXEC)
+    try:
+        target, st = os.readlink(f"/proc/self/fd/{fd}"), os.fstat(fd)
+        if target.startswith("/memfd:") or os.fstatvfs(fd).f_flag & os.ST_RDONLY or (st.st_dev, st.st_ino) == skip:
+            return None
+        return target
+    finally:
+        os.close(fd)
+
+
+def test_a_created_containers_init_gives_a_ptrace_capable_process_no_writable_host_exe(runtime, bundle, cid):
+    # until `start` init is the runtime (the host's Python interpreter for ociruntime), and CAP_SYS_PTRACE without a
+    # user namespace passes the ptrace check on it: /proc/1/exe opens, and the handle reopens for writing once no
+    # Python runs (CVE-2019-5736). Such a container's init runs a read-only copy of the interpreter (sealexe.py).
+    grant_sys_ptrace(bundle)
+    runtime("create", "--bundle", bundle.set_args("true").write(), cid)
+    pid = runtime.state(cid)["pid"]
+    assert _writable_host_exe(pid) is None, f"init's exe is the host's writable {_writable_host_exe(pid)}"
+    inside = runtime("exec", cid, "sh", "-c", "exec 3</proc/1/exe && readlink /proc/self/fd/3").stdout.strip()
+    assert inside and inside != INTERPRETER, f"the container opened init's exe as the host file {inside}"
+    runtime("start", cid)
+
+
+def test_every_runtime_process_a_ptrace_capable_container_sees_during_exec_has_no_writable_host_exe(runtime, bundle,
+                                                                                                   cid):
+    # exec's process is the runtime until its execve, visible in the container's pid namespace: every one the host
+    # sees there must run a sealed or read-only interpreter (a poller on the host, not the container's view, so no
+    # "busy" reopen result can hide a writable file)
+    grant_sys_ptrace(bundle)
+    runtime("run", "-d", "--bundle", bundle.set_args("sleep", "30").write(), cid)
+    init = runtime.state(cid)["pid"]
+    pidns = os.readlink(f"/proc/{init}/ns/pid")
+    seen, writable, done = set(), [], []
+    st = os.stat(os.path.join(bundle.rootfs, "bin", "busybox"))
+    busybox = (st.st_dev, st.st_ino)
+
+    def poll():
+        while not done:
+            for e in os.scandir("/proc"):
+                if not e.name.isdigit() or int(e.name) == init:
+                    continue
+                try:
+                    if os.readlink(f"/proc/{e.name}/ns/pid") != pidns:
+                        continue
+                    with open(f"/proc/{e.name}/comm") as f:
+                        comm = f.read().strip()
+                    target = _writable_host_exe(e.name, skip=busybox)    # busybox: the container's own program
+                    if RUNTIME_COMM == f"({comm})":
+                        seen.add(e.name)
+                except OSError:          # gone meanwhile
+                    continue
+                if target is not None:
+                    writable.append(f"{e.name} ({comm}) -> {target}")
+    import threading
+    t = threading.Thread(target=poll)
+    t.start()
+    try:
+        for _ in range(EXEC_ROUNDS * EXECS_PER_ROUND):
+            runtime("exec", cid, "true")
+            if seen and _ >= EXECS_PER_ROUND:
+                break
+    finally:
+        done.append(1)
+        t.join()
+    assert not writable, "runtime processes in the container's pid namespace ran a writable host binary:\n" + \
+        "\n".join(writable[:10])
+    assert seen, "no runtime process was ever seen in the container's pid namespace: this run proves nothing"
+
+
 def test_init_of_a_container_joining_a_pid_namespace_cannot_be_opened_through_proc(runtime, bundle, make_id,
                                                                                    tmp_path):
     # b joins a's PID namespace by path: from its fork until `start`, b's init (the runtime) is a process of a's

@@ -25,8 +25,8 @@ runc skips its own sealed binary there too). Where it cannot be made (vm.memfd_n
 memfds; an architecture without a program in its table), create and exec fail: a direct exec would reopen the
 hole. With AppArmor, the exec transition lands on this program: the profile must let it exec the container's
 program (runtime/default profiles allow exec). A container holding CAP_SYS_PTRACE without a user namespace can
-open /proc/<pid>/exe of a runtime process despite non-dumpable: that is no more protected here than in runc
-without its sealed binary.
+open /proc/<pid>/exe of a runtime process despite non-dumpable: for such a container the runtime's visible
+processes run a read-only copy of the interpreter (linux/sealexe.py).
 """
 from .. import fastos as os
 import struct

@@ -1,0 +1,143 @@
+"""The read-only interpreter of containers that could write to it (linux/sealexe.py, launch.needs_sealed_interpreter)."""
+import fcntl
+import json
+import os
+import marshal
+import subprocess
+import sys
+
+import pytest
+
+from ociruntime import launch
+from ociruntime.config import model
+from ociruntime.linux import sealexe
+from ociruntime.linux import syscalls as sc
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUNDLE = os.path.join(REPO, "build", "bundle")
+PROBE = "import os; print(os.statvfs('/proc/self/exe').f_flag & os.ST_RDONLY, os.readlink('/proc/self/exe'))"
+
+
+def _cfg(tmp_path, caps=None, userns=False):
+    with open(os.path.join(BUNDLE, "config.json")) as f:
+        doc = json.load(f)
+    doc["root"]["path"] = os.path.join(BUNDLE, "rootfs")
+    if caps is None:
+        doc["process"].pop("capabilities", None)
+    else:
+        doc["process"]["capabilities"] = caps
+    if userns:
+        doc["linux"]["namespaces"].append({"type": "user"})
+        doc["linux"]["uidMappings"] = doc["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    with open(tmp_path / "config.json", "w") as f:
+        json.dump(doc, f)
+    return model.load(str(tmp_path))[0]
+
+
+@pytest.fixture(autouse=True)
+def _bundle():
+    if not os.path.exists(os.path.join(BUNDLE, "config.json")):
+        pytest.skip("no build/bundle: run make bundle")
+
+
+@pytest.mark.parametrize("caps", [None, {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"]}, {}])
+def test_a_container_without_cap_sys_ptrace_keeps_the_plain_interpreter(tmp_path, caps):
+    assert launch.needs_sealed_interpreter(_cfg(tmp_path, caps)) is False
+
+
+@pytest.mark.parametrize("capset", ["bounding", "effective", "permitted", "inheritable", "ambient"])
+def test_cap_sys_ptrace_in_any_set_asks_for_the_sealed_interpreter(tmp_path, capset, monkeypatch):
+    monkeypatch.setattr(launch, "_in_userns", lambda: False)
+    assert launch.needs_sealed_interpreter(_cfg(tmp_path, {capset: ["CAP_SYS_PTRACE"]})) is True
+
+
+def test_an_exec_process_with_cap_sys_ptrace_asks_for_it_too(tmp_path, monkeypatch):
+    monkeypatch.setattr(launch, "_in_userns", lambda: False)
+    cfg = _cfg(tmp_path, {"bounding": ["CAP_KILL"]})
+    process = model.process_from_dict({"args": ["true"], "cwd": "/", "capabilities": {"bounding": ["CAP_SYS_PTRACE"]}})
+    assert launch.needs_sealed_interpreter(cfg, process) is True
+
+
+def test_a_user_namespace_makes_cap_sys_ptrace_harmless(tmp_path, monkeypatch):
+    # its CAP_SYS_PTRACE is over its own namespace: our non-dumpable processes belong to the initial one
+    monkeypatch.setattr(launch, "_in_userns", lambda: False)
+    assert launch.needs_sealed_interpreter(_cfg(tmp_path, {"bounding": ["CAP_SYS_PTRACE"]}, userns=True)) is False
+
+
+def test_a_runtime_in_a_user_namespace_needs_no_seal(tmp_path, monkeypatch):
+    # rootless: the interpreter's file belongs to an id outside our namespace, nothing of ours can write it
+    monkeypatch.setattr(launch, "_in_userns", lambda: True)
+    assert launch.needs_sealed_interpreter(_cfg(tmp_path, {"bounding": ["CAP_SYS_PTRACE"]})) is False
+
+
+def test_the_parsed_config_crosses_execve_by_value(tmp_path):
+    cfg = _cfg(tmp_path, {"bounding": ["CAP_SYS_PTRACE"]})
+    again = sealexe.unflatten(marshal.loads(marshal.dumps(sealexe.flatten({"cfg": cfg, "n": 3}))))["cfg"]
+    assert again == cfg and again is not cfg
+    assert again.process.capabilities.bounding == ("CAP_SYS_PTRACE",)
+    assert type(again.process.args) is tuple
+
+
+def test_no_value_of_config_json_can_pass_for_a_record_tag():
+    # args that look like the encoding of a record stay strings: nothing is imported or called from them
+    lookalike = ("r", "os", "system", ["true"])
+    args = model.process_from_dict({"args": list(lookalike[:3]) + ["x"], "cwd": "/"})
+    again = sealexe.unflatten(marshal.loads(marshal.dumps(sealexe.flatten(args))))
+    assert again.args == ("r", "os", "system", "x")
+    with pytest.raises(ValueError):
+        sealexe.unflatten(lookalike)
+
+
+def _exec_output(fd):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.dup2(w, 1)
+        try:
+            os.execve(fd, [sys.executable, "-IS", "-c", PROBE], {})
+        finally:
+            os._exit(127)
+    os.close(w)
+    with os.fdopen(r) as f:
+        text = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    return text.split(maxsplit=1)
+
+
+def test_the_sealed_binary_runs_from_a_read_only_mount_nobody_can_write_through():
+    if os.geteuid() != 0:
+        pytest.skip("cloning a mount needs CAP_SYS_ADMIN")
+    fd = sealexe.sealed_binary(os.path.realpath(sys.executable))
+    try:
+        assert os.fstatvfs(fd).f_flag & os.ST_RDONLY
+        with pytest.raises(OSError):
+            os.open(f"/proc/self/fd/{fd}", os.O_WRONLY)
+        ro, exe = _exec_output(fd)
+        assert ro == str(os.ST_RDONLY) and exe != os.path.realpath(sys.executable)
+    finally:
+        os.close(fd)
+
+
+def test_where_cloning_a_mount_is_refused_the_binary_is_a_sealed_memfd_copy(monkeypatch):
+    def refuse(*_a, **_k):
+        raise sc.SyscallError("open_tree", "x", 1)
+    monkeypatch.setattr(sc, "open_tree", refuse)
+    fd = sealexe.sealed_binary(os.path.realpath(sys.executable))
+    try:
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+        assert seals & fcntl.F_SEAL_WRITE and seals & fcntl.F_SEAL_SEAL
+        _, exe = _exec_output(fd)
+        assert exe.startswith("/memfd:")
+    finally:
+        os.close(fd)
+
+
+def test_the_boot_code_finds_the_runtime_from_an_isolated_interpreter():
+    # real containers go through reexec/resume in spec-tests/test_security.py; here: what the new interpreter runs
+    # first imports the runtime with nothing but the path it is given (-I: no site, no environment)
+    boot = sealexe._BOOT % (sys.path, False, None, "main", 0)
+    probe = boot.replace("resume(%r, %d)" % ("main", 0), "print(resume.__name__)")
+    out = subprocess.run([sys.executable, "-IS", "-c", probe], capture_output=True, text=True, cwd="/")
+    assert out.stdout.strip() == "resume", out.stderr
