@@ -36,8 +36,8 @@ def main(argv=None) -> int:
         if g["version"]:
             sys.stdout.write(f"ociruntime version {__version__}\nspec: {SPEC_VERSION}\n")
             return 0
-        if not pos or g["help"] or pos[0] == "help":
-            name = pos[1] if pos and pos[0] == "help" and len(pos) > 1 else None
+        if not pos or g["help"] or pos[0] in ("help", "h"):     # `h`: runc's (urfave/cli's) alias of help
+            name = pos[1] if pos and pos[0] in ("help", "h") and len(pos) > 1 else None
             if name is None:
                 rows = _summaries(IMPLEMENTED)
                 sys.stdout.write(
@@ -46,13 +46,15 @@ def main(argv=None) -> int:
                     f"VERSION:\n   {__version__}\n   spec: {SPEC_VERSION}\n\nCOMMANDS:\n"
                     + "".join(f"   {n:<10} {s}\n" for n, s in rows)
                     + "\nGLOBAL OPTIONS:\n" + format_options(GLOBAL_OPTIONS) + "\n")
-                return 0 if (g["help"] or pos) else 1
+                return 0     # runc with no command prints its help and exits 0, as with --help
             pos = [name, "--help"]
         name, rest = pos[0], pos[1:]
         if g["log_format"] not in ("text", "json"):
             raise UsageError(f"unknown log-format {g['log_format']!r}: use text or json")
         if name not in IMPLEMENTED:
-            raise UsageError(f"no such command: {name} (see ociruntime --help)")
+            # runc (urfave/cli) exits 3 for a command it does not know ("No help topic for 'x'")
+            log.error(f"no such command: {name} (see ociruntime --help)")
+            return 3
         mod = _command(name)
         options = tuple(mod.OPTIONS) + (Opt("--help", "-h", help="show help"),)
         opts, args = parse(options, rest, nargs=mod.NARGS, stop_at_first_arg=getattr(mod, "STOP_AT_FIRST_ARG", False))
@@ -64,7 +66,7 @@ def main(argv=None) -> int:
         return mod.run(glob, opts, args) or 0
     except UsageError as e:
         log.error(f"{e}" + ("" if "--help" in str(e) else " (see --help)"))
-        return 2 if "flag" in str(e) else 1
+        return 1    # runc: every usage error (unknown flag, missing or extra argument) exits 1
     except RuntimeErr as e:
         msg = str(e)
         if msg.startswith(INTERNAL):  # init's own bug, carried over the sync socket

@@ -77,3 +77,55 @@ def test_pause_and_resume_twice_fail_on_a_running_container(rt, bundle, ctr):
     assert rt("exec", ctr, "true", check=False).returncode == 255      # runc: no exec in a paused container
     rt("resume", ctr)
     assert rt("resume", ctr, check=False).returncode == 1
+
+
+def test_delete_force_of_an_invalid_id_fails(rt):
+    # an unknown id is fine with --force (the shim's cleanup relies on it); an invalid one is an error
+    assert rt("delete", "--force", "nosuch").returncode == 0
+    assert rt("delete", "--force", "a/b", check=False).returncode == 1
+    assert rt("delete", "--force", "..", check=False).returncode == 1
+
+
+
+# --- what the command line accepts ------------------------------------------------------------------------------
+def test_no_command_prints_the_help_and_exits_zero(rt):
+    p = rt(check=False)
+    assert p.returncode == 0 and p.stdout.startswith("NAME:\n")
+    p = rt("h", "state", check=False)                           # `h`: urfave/cli's alias of help
+    assert p.returncode == 0 and "state" in p.stdout.split("\n")[1]
+
+
+def test_unknown_command_exits_3(rt):
+    assert rt("nosuch", check=False).returncode == 3
+    assert rt("help", "nosuch", check=False).returncode == 3
+
+
+@pytest.mark.parametrize("argv", [
+    ["--nosuch", "list"],                      # unknown global flag
+    ["list", "--debug"],                       # a global flag after the command
+    ["list", "extra"],                         # an argument too many
+    ["state"],                                 # a missing argument
+    ["delete", "a", "b"],
+    ["kill", "--nosuch", "x"],                 # unknown command flag
+    ["create", "--bundle"],                    # a flag without its value
+], ids=lambda a: " ".join(a))
+def test_usage_errors_exit_1(rt, argv):
+    assert rt(*argv, check=False).returncode == 1
+
+
+def test_double_dash_after_the_command_reaches_the_process(rt, bundle, ctr):
+    # `--` ends the flags only where a flag could stand; after the container id it is the process's argument
+    rt("run", "--detach", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
+    assert rt("exec", ctr, "echo", "--", "x").stdout == "-- x\n"
+    assert rt("exec", ctr, "--", "true", check=False).returncode == 255     # no program called `--`
+
+
+def test_flags_after_the_container_id_are_taken(rt, bundle, ctr):
+    rt("create", ctr, "--bundle", bundle.set_args("sleep", "100").write())
+    assert _status(rt, ctr) == "created"
+    rt("delete", ctr, "--force")
+
+
+def test_run_accepts_no_subreaper(rt, bundle, ctr):
+    p = rt("run", "--no-subreaper", "--bundle", bundle.set_args("sh", "-c", "exit 3").write(), ctr, check=False)
+    assert p.returncode == 3

@@ -96,7 +96,10 @@ def parse(options, argv, *, nargs=(0, None), stop_at_first_arg=False, interspers
     while i < len(argv):
         a = argv[i]
         if a == "--":
-            pos.extend(argv[i + 1:])
+            # Go's flag package (runc): `--` ends the flags only where a flag could be; after the first
+            # positional argument it is an argument itself (`exec ID echo -- x` runs `echo -- x`; the global
+            # parse must not eat the `--` of the command line after the command's name)
+            pos.extend(argv[i + 1:] if not pos else argv[i:])
             break
         if a.startswith("-") and len(a) > 1 and not (pos and (stop_at_first_arg or not interspersed)):
             name, eq, val = a.partition("=")

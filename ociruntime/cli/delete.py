@@ -9,7 +9,8 @@ NARGS = (1, 1)
 def run(g, o, args):
     from ..container import delete
     from ..errors import StateError
-    from ..state import ContainerState
+    from ..state import ContainerState, check_id
+    check_id(args[0])   # runc: an invalid id fails (status 1) even with --force
     try:
         st = ContainerState.load(g.root, args[0], lock=True)
     except StateError:

@@ -17,6 +17,7 @@ OPTIONS = (
     Opt("--no-new-keyring", help="do not create a new session keyring for the container"),
     Opt("--preserve-fds", value="N", default="0", help="pass N additional file descriptors to the container"),
     Opt("--keep", help="do not delete the container after it exits"),
+    Opt("--no-subreaper", help="disable the use of the subreaper used to reap reparented processes"),
 )
 NARGS = (1, 1)
 
@@ -38,7 +39,7 @@ def run(g, o, args):
         # foreground: if the config asks for a terminal we hold the other end of the console socket ourselves
         ours, co.console_fd = foreground.console_pair()
     try:
-        st = create(g, cid, co, subreaper=not o["detach"])
+        st = create(g, cid, co, subreaper=not o["detach"] and not o["no_subreaper"])
     finally:
         if co.console_fd is not None:
             os.close(co.console_fd)
