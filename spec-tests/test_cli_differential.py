@@ -86,6 +86,42 @@ def test_delete_force_of_an_invalid_id_fails(rt):
     assert rt("delete", "--force", "..", check=False).returncode == 1
 
 
+# --- stdout formats ---------------------------------------------------------------------------------------------
+def test_state_prints_the_document_without_a_trailing_newline(rt, bundle, ctr):
+    rt("create", "--bundle", bundle.set_args("true").write(), ctr)
+    out = rt("state", ctr).stdout
+    assert out.startswith('{\n  "ociVersion": ') and out.endswith("\n}")
+
+
+def test_list_table_has_runcs_tabwriter_columns(rt, bundle, ctr):
+    # text/tabwriter(minwidth 12, padding 3): a column is max(12, widest cell + 3) wide; OWNER is not padded
+    assert rt("list").stdout == "ID          PID         STATUS      BUNDLE      CREATED     OWNER\n"
+    rt("create", "--bundle", bundle.set_args("true").write(), ctr)
+    st = json.loads(rt("state", ctr).stdout)
+    head, row = rt("list").stdout.split("\n")[:2]
+    cells = [ctr, str(st["pid"]), "created", st["bundle"], st["created"]]
+    widths = [max(12, len(c) + 3) for c in cells]
+    assert row == "".join(c.ljust(w) for c, w in zip(cells, widths)) + "root"
+    assert head == "".join(h.ljust(w) for h, w in zip(("ID", "PID", "STATUS", "BUNDLE", "CREATED"), widths)) + "OWNER"
+
+
+def test_list_json_names_the_owner_and_empty_is_null(rt, bundle, ctr):
+    assert rt("list", "--format", "json").stdout == "null\n"
+    rt("create", "--bundle", bundle.set_args("true").write(), ctr)
+    (row,) = json.loads(rt("list", "--format", "json").stdout)
+    assert list(row) == ["ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"]
+    assert row["owner"] == "root"      # list names the state dir's owner (state's own `owner` stays "")
+    assert json.loads(rt("state", ctr).stdout)["owner"] == ""
+
+
+def test_ps_json_of_a_stopped_container_is_null(rt, bundle, ctr):
+    rt("run", "--detach", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
+    assert len(json.loads(rt("ps", "--format", "json", ctr).stdout)) == 1
+    rt("kill", ctr, "KILL")
+    _stopped(rt, ctr)
+    assert rt("ps", "--format", "json", ctr).stdout == "null\n"
+    assert rt("ps", ctr).stdout.split("\n")[1:] == [""]         # the header only
+
 
 # --- what the command line accepts ------------------------------------------------------------------------------
 def test_no_command_prints_the_help_and_exits_zero(rt):

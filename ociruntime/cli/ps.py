@@ -17,7 +17,7 @@ def run(g, o, args):
     _, mgr = load(g, args[0])
     pids = sorted(mgr.pids())
     if o["format"] == "json":
-        out(dumps(pids) + "\n")
+        out(dumps(pids) + "\n" if pids else "null\n")     # runc encodes its empty (nil) list as null
         return 0
     out(table(args[1:] or ["-ef"], set(pids)))
     return 0

@@ -9,5 +9,5 @@ def run(g, o, args):
     from ..state import ContainerState
     from . import out
     st = ContainerState.load(g.root, args[0])
-    out(dumps(st.oci_state(), indent=2) + "\n")
+    out(dumps(st.oci_state(), indent=2))    # no newline after the document: runc writes none
     return 0
