@@ -10,6 +10,7 @@ OUT: 8 bytes (little-endian offset of the code area), then a marshalled code obj
 the index of modules as a constant), then each module's marshalled code. The launcher opens OUT (close-on-exec: no
 exec'd program gets it) and executes the finder with the fd; the finder reads the rest on demand.
 """
+import importlib.util
 import marshal
 import os
 import sys
@@ -36,6 +37,8 @@ import marshal as _marshal
 import sys as _sys
 from _frozen_importlib import ModuleSpec as _Spec
 
+if _sys.modules["_frozen_importlib_external"].MAGIC_NUMBER != %r:
+    raise ValueError("hot-path file made by another Python: normal imports")   # the launcher catches it
 _BASE = int.from_bytes(_posix.pread(FD, 8, 0), "little")
 _INDEX = %r
 
@@ -90,7 +93,7 @@ def build(checkout: str, names=HOT) -> bytes:
         index[name] = (pkg, src, st.st_mtime_ns, st.st_size, off, len(data))
         blobs.append(data)
         off += len(data)
-    finder = marshal.dumps(compile(FINDER % (index,), "<ociruntime hot path>", "exec", dont_inherit=True))
+    finder = marshal.dumps(compile(FINDER % (importlib.util.MAGIC_NUMBER, index), "<ociruntime hot path>", "exec", dont_inherit=True))
     if len(finder) > 65536:
         raise SystemExit("mkhotpath: the finder is larger than the launcher's first read (64 KiB)")
     base = 8 + len(finder)

@@ -182,6 +182,7 @@ def test_delete_force_kills_a_running_container_and_removes_its_state(runtime, b
 
 
 def test_delete_of_created_but_never_started_container_succeeds(runtime, bundle, cid):
+    # runc's behaviour, which containerd's shim relies on, over runtime.md's MUST (container.delete says why)
     runtime("create", "--bundle", bundle.set_args("true").write(), cid)
     runtime("delete", cid)
     assert runtime("state", cid, check=False).returncode != 0

@@ -76,6 +76,19 @@ def test_the_launcher_runs_without_its_hot_path_file(tmp_path):
     assert out.startswith("ociruntime version")
 
 
+def test_a_file_made_by_another_python_is_not_used(tree, monkeypatch):
+    # bytecode is per Python version: the finder refuses a file whose magic number is not the running one's, and
+    # the launcher then imports normally (it catches the ValueError)
+    checkout, hot = tree
+    monkeypatch.setattr(mkhotpath.importlib.util, "MAGIC_NUMBER", b"\x00\x00\r\n")
+    hot.write_bytes(mkhotpath.build(str(checkout), names=["pkg", "pkg.mod"]))
+    probe = PROBE.replace("exec(marshal", "try:\n    exec(marshal").replace(
+        '"FD": FD}})\n', '"FD": FD}})\nexcept ValueError as e:\n    print("refused", end=" ")\n')
+    out = subprocess.run([sys.executable, "-IS", "-c", probe.format(checkout=str(checkout), hot=str(hot))],
+                         check=True, capture_output=True, text=True).stdout.split()
+    assert out[0] == "refused" and out[1] == "1" and out[2] != "HotPath"
+
+
 CLOSE_PROBE = PROBE.split("import pkg.mod")[0] + """
 sys.path.append({repo!r})
 from ociruntime import init
