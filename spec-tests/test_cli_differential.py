@@ -165,3 +165,40 @@ def test_flags_after_the_container_id_are_taken(rt, bundle, ctr):
 def test_run_accepts_no_subreaper(rt, bundle, ctr):
     p = rt("run", "--no-subreaper", "--bundle", bundle.set_args("sh", "-c", "exit 3").write(), ctr, check=False)
     assert p.returncode == 3
+
+
+# --- exec's process -------------------------------------------------------------------------------------------
+def test_exec_env_replaces_a_variable_in_place_and_appends_new_ones(rt, bundle, ctr):
+    bundle.config["process"]["env"] = ["PATH=/bin:/usr/bin", "TERM=xterm"]
+    rt("run", "--detach", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
+    out = rt("exec", "-e", "X=1", "-e", "PATH=/bin", ctr, "env").stdout.split()
+    assert out[:3] == ["PATH=/bin", "TERM=xterm", "X=1"]
+
+
+@pytest.mark.parametrize("argv", [["-e", "NOVAL"], ["--cwd", "tmp"]], ids=["env without =", "relative cwd"])
+def test_exec_refuses_an_env_entry_without_a_value_and_a_relative_cwd(rt, bundle, ctr, argv):
+    # config.md: env is environ's KEY=VALUE; cwd "MUST be an absolute path"
+    rt("run", "--detach", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
+    p = rt("exec", *argv, ctr, "true", check=False)
+    assert p.returncode == 255 and p.stdout == ""
+
+
+@pytest.mark.parametrize("proc", [{"cwd": "tmp"}, {"env": ["PATH=/bin", "NOVAL"]}], ids=["relative cwd", "env"])
+def test_exec_process_file_is_held_to_the_same_rules(rt, bundle, ctr, tmp_path, proc):
+    rt("run", "--detach", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
+    f = tmp_path / "process.json"
+    f.write_text(json.dumps({"args": ["/bin/true"], "cwd": "/", "env": ["PATH=/bin"], **proc}))
+    assert rt("exec", "--process", str(f), ctr, check=False).returncode == 255
+
+
+def test_exec_additional_gids_that_are_not_numbers_is_a_usage_error(rt, bundle, ctr):
+    rt("run", "--detach", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
+    assert rt("exec", "-g", "x", ctr, "true", check=False).returncode == 1
+
+
+def test_run_in_the_foreground_refuses_a_console_socket(rt, bundle, ctr, tmp_path):
+    # runc's checkTerminal: only a detached run hands its pty to a console socket
+    p = rt("run", "--console-socket", str(tmp_path / "sock"), "--bundle", bundle.set_args("true").write(), ctr,
+           check=False)
+    assert p.returncode == 1
+

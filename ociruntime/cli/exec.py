@@ -47,15 +47,16 @@ def _process(g, st, o, command):
             raise RuntimeErr(f"read --process {o['process']}: expected a JSON object (a config.json process)")
         if not raw.get("args"):
             raise ConfigError("process.args", "exec needs a command")
-        return model.process_from_dict(raw)
+        return _checked(model.process_from_dict(raw), o["process"])
     if not command:
         raise RuntimeErr("exec needs a command (or --process FILE): ociruntime exec ID COMMAND [ARGS...]")
     cfg, _ = model.load(st.facts["bundle"], validate=False)
     p = replace(cfg.process, args=tuple(command), terminal=bool(o["tty"]), console_size=None)
     if o["env"]:
-        keys = {kv.partition("=")[0] for kv in o["env"]}
-        p = replace(p, env=tuple(kv for kv in p.env if kv.partition("=")[0] not in keys) + tuple(o["env"]))
+        p = replace(p, env=_merge_env(p.env, o["env"]))
     if o["cwd"]:
+        if not o["cwd"].startswith("/"):     # config.md process.cwd: "MUST be an absolute path" (runc refuses too)
+            raise RuntimeErr(f"--cwd {o['cwd']!r}: the working directory must be an absolute path")
         p = replace(p, cwd=o["cwd"])
     user = p.user
     if o["user"]:
@@ -68,7 +69,8 @@ def _process(g, st, o, command):
         try:
             user = replace(user, additional_gids=tuple(int(x) for x in o["additional_gids"]))
         except ValueError:
-            raise RuntimeErr("invalid --additional-gids: expected numbers") from None
+            from . import UsageError      # a flag's value that is not a number: runc's usage error, status 1
+            raise UsageError(f"invalid --additional-gids {o['additional_gids']!r}: expected numbers") from None
     p = replace(p, user=user)
     if o["cap"]:
         c = p.capabilities or model.Capabilities()
@@ -83,6 +85,38 @@ def _process(g, st, o, command):
     if o["process_label"]:
         p = replace(p, selinux_label=o["process_label"])
     return p
+
+
+def _checked(p, path: str):
+    """A --process file's cwd and env as config.md wants them (config.json's are checked at create): cwd "MUST be
+    an absolute path", env entries are environ's KEY=VALUE. runc refuses both (exec failed, 255)."""
+    from ..errors import RuntimeErr
+    if not p.cwd.startswith("/"):
+        raise RuntimeErr(f"{path}: cwd: {p.cwd!r} is not an absolute path")
+    for i, kv in enumerate(p.env or ()):
+        if "=" not in kv[1:]:
+            raise RuntimeErr(f"{path}: env[{i}]: {kv!r} is not KEY=VALUE")
+    return p
+
+
+def _merge_env(env, extra) -> tuple:
+    """The config's environment with each --env KEY=VALUE applied in order, as runc's exec: a KEY already set keeps
+    its place and takes the new value, a new KEY is appended. An entry without '=' is refused (runc: "invalid
+    environment variable")."""
+    from ..errors import RuntimeErr
+    out, where = list(env), {}
+    for i, kv in enumerate(out):
+        where.setdefault(kv.partition("=")[0], i)
+    for kv in extra:
+        key, eq, _ = kv.partition("=")
+        if not eq or not key:
+            raise RuntimeErr(f"invalid environment variable {kv!r}: expected KEY=VALUE")
+        if key in where:
+            out[where[key]] = kv
+        else:
+            where[key] = len(out)
+            out.append(kv)
+    return tuple(out)
 
 
 def run(g, o, args):

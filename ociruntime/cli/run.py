@@ -28,11 +28,14 @@ def run(g, o, args):
     import os
     from .. import foreground
     from ..container import delete, start
-    from ..errors import StateError
+    from ..errors import RuntimeErr, StateError
     from ..launch import create
     from ..state import ContainerState
     from .create import create_options
     cid = args[0]
+    if o["console_socket"] and not o["detach"]:
+        # runc's checkTerminal: the pty master goes to the socket's owner only when run returns at once
+        raise RuntimeErr("cannot use console socket if ociruntime will not detach or allocate tty")
     co = create_options(o)
     ours = None
     if not o["detach"] and not o["console_socket"]:
