@@ -202,3 +202,17 @@ def test_run_in_the_foreground_refuses_a_console_socket(rt, bundle, ctr, tmp_pat
            check=False)
     assert p.returncode == 1
 
+
+# --- events ---------------------------------------------------------------------------------------------------
+def test_events_stats_keys_are_in_runcs_order(rt, bundle, ctr):
+    # Go writes a struct's fields in declaration order and a map's keys sorted; a byte-level consumer sees both
+    rt("run", "--detach", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
+    line = rt("events", "--stats", ctr).stdout
+    assert line.endswith("}\n") and line.count("\n") == 1
+    ev = json.loads(line)
+    assert list(ev) == ["type", "id", "data"] and ev["type"] == "stats"
+    cpuset = list(ev["data"].get("cpuset") or {})
+    if cpuset:
+        assert cpuset[:3] == ["cpus", "cpu_exclusive", "mems"]
+    raw = list(ev["data"]["memory"].get("raw") or {})
+    assert raw == sorted(raw)

@@ -30,8 +30,26 @@ def _emit(kind: str, cid: str, data=None):
     from . import out
     ev = {"type": kind, "id": cid}
     if data is not None:
-        ev["data"] = data
+        ev["data"] = _runc_order(data)
     out(json.dumps(ev, separators=(",", ":")) + "\n")
+
+
+# runc's types.CpusetStats field order (its JSON is the struct's order, not alphabetical)
+_CPUSET_ORDER = ("cpus", "cpu_exclusive", "mems")
+
+
+def _runc_order(data: dict) -> dict:
+    """The stats keys in the order runc's JSON has them: Go writes a struct's fields in declaration order and a
+    map's keys sorted (memory.raw, hugetlb)."""
+    cpuset = data.get("cpuset")
+    if isinstance(cpuset, dict):
+        data["cpuset"] = {**{k: cpuset[k] for k in _CPUSET_ORDER if k in cpuset}, **cpuset}
+    mem = data.get("memory")
+    if isinstance(mem, dict) and isinstance(mem.get("raw"), dict):
+        mem["raw"] = dict(sorted(mem["raw"].items()))
+    if isinstance(data.get("hugetlb"), dict):
+        data["hugetlb"] = dict(sorted(data["hugetlb"].items()))
+    return data
 
 
 def run(g, o, args):
