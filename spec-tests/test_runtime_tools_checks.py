@@ -198,7 +198,14 @@ def test_pid_namespace_given_as_another_process_pid_for_children_link_is_joined(
     try:
         link = f"/proc/{holder.pid}/ns/pid_for_children"
         deadline = time.monotonic() + 5
-        while os.readlink(link) == os.readlink("/proc/self/ns/pid") and time.monotonic() < deadline:
+
+        def joined():
+            try:     # ENOENT between unshare's unshare(CLONE_NEWPID) and its fork: the namespace has no init yet
+                return os.readlink(link) != os.readlink("/proc/self/ns/pid")
+            except FileNotFoundError:
+                return False
+        while not joined():
+            assert time.monotonic() < deadline, "unshare --pid --fork never made its pid namespace"
             time.sleep(0.02)
         c = suite_config(["sleep", "100"])
         c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "pid"]
