@@ -14,6 +14,8 @@ Deliberate differences (not asserted here, reason beside each):
 import json
 import os
 import shutil
+import subprocess
+import tempfile
 import uuid
 
 import pytest
@@ -165,6 +167,21 @@ def test_flags_after_the_container_id_are_taken(rt, bundle, ctr):
 def test_run_accepts_no_subreaper(rt, bundle, ctr):
     p = rt("run", "--no-subreaper", "--bundle", bundle.set_args("sh", "-c", "exit 3").write(), ctr, check=False)
     assert p.returncode == 3
+
+
+def test_a_users_default_root_is_made_in_xdg_runtime_dir_0700_and_sticky(rt):
+    # runc: a non-root user's state lives in $XDG_RUNTIME_DIR/runc, made 0700 with the sticky bit (the XDG spec's
+    # way to keep the periodic clean-up away); here as nobody, the directory named after the runtime
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to run the runtime as another user")
+    with tempfile.TemporaryDirectory(dir="/tmp") as xdg:      # pytest's tmp_path is not reachable by nobody
+        os.chmod(xdg, 0o777)
+        env = {"XDG_RUNTIME_DIR": xdg, "PATH": "/usr/bin:/bin"}
+        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", rt.exe, "list", "-q"],
+                           env=env, capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0 and p.stdout == "", p.stderr
+        st = os.stat(os.path.join(xdg, rt.name))
+        assert st.st_uid == 65534 and st.st_mode & 0o7777 == 0o1700
 
 
 # --- exec's process -------------------------------------------------------------------------------------------

@@ -51,8 +51,25 @@ def default_root() -> str:
     from .. import fastos as os
     xdg = os.getenv("XDG_RUNTIME_DIR")
     if xdg and (os.geteuid() != 0 or (os.getenv("USER") != "root" and in_user_namespace())):
-        return xdg.rstrip("/") + "/ociruntime"
+        root = xdg.rstrip("/") + "/ociruntime"
+        _sticky_dir(root)
+        return root
     return "/run/ociruntime"
+
+
+def _sticky_dir(path: str):
+    """runc's XDG root: made 0700 with the sticky bit, which the XDG Base Directory spec asks for so that the
+    periodic clean-up of $XDG_RUNTIME_DIR leaves the container states alone."""
+    from .. import fastos as os
+    try:
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        if os.stat(path).st_mode & 0o7777 != 0o1700:
+            os.chmod(path, 0o1700)
+    except OSError as e:
+        raise RuntimeErr(f"$XDG_RUNTIME_DIR: {path}: {e.strerror} (it must be writable by the user)") from None
 
 
 def in_user_namespace() -> bool:
