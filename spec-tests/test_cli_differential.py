@@ -151,6 +151,13 @@ def test_usage_errors_exit_1(rt, argv):
     assert rt(*argv, check=False).returncode == 1
 
 
+def test_boolean_flag_values_are_read_as_gos_parsebool(rt):
+    assert rt("list", "--quiet=F").stdout.startswith("ID ")            # F is false: the table, not the ids
+    assert rt("list", "-q=1").stdout == ""
+    assert rt("--debug=junk", "list", check=False).returncode == 1
+    assert rt("delete", "--force=junk", "x", check=False).returncode == 1
+
+
 def test_double_dash_after_the_command_reaches_the_process(rt, bundle, ctr):
     # `--` ends the flags only where a flag could stand; after the container id it is the process's argument
     rt("run", "--detach", "--bundle", bundle.set_args("sleep", "100").write(), ctr)

@@ -124,7 +124,7 @@ def parse(options, argv, *, nargs=(0, None), stop_at_first_arg=False, interspers
             if o is None:
                 raise UsageError(f"flag provided but not defined: {name}")
             if o.value is None:
-                opts[o.key] = (val.lower() not in ("false", "0")) if eq else True
+                opts[o.key] = _go_bool(name, val) if eq else True
             else:
                 if not eq:
                     i += 1
@@ -149,6 +149,19 @@ def parse(options, argv, *, nargs=(0, None), stop_at_first_arg=False, interspers
         if hi is not None and len(pos) > hi:
             raise UsageError(f"accepts at most {hi} argument{'s' if hi != 1 else ''}, got {len(pos)}")
     return opts, pos
+
+
+_GO_TRUE, _GO_FALSE = ("1", "t", "T", "TRUE", "true", "True"), ("0", "f", "F", "FALSE", "false", "False")
+
+
+def _go_bool(name: str, val: str) -> bool:
+    """`--flag=VALUE` of a boolean flag, as Go's strconv.ParseBool reads it (runc): `--quiet=F` is false,
+    `--force=junk` a usage error."""
+    if val in _GO_TRUE:
+        return True
+    if val in _GO_FALSE:
+        return False
+    raise UsageError(f"invalid boolean value {val!r} for {name}: use true or false")
 
 
 def format_options(options) -> str:
