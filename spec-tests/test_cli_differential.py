@@ -227,6 +227,14 @@ def test_run_in_the_foreground_refuses_a_console_socket(rt, bundle, ctr, tmp_pat
     assert p.returncode == 1
 
 
+@pytest.mark.parametrize("argv", [["--console-socket", "S"], ["-d", "--console-socket", "S"],
+                                  ["-t", "--console-socket", "S"]], ids=["no tty", "detached, no tty", "attached"])
+def test_exec_refuses_a_console_socket_unless_detached_with_a_tty(rt, bundle, ctr, tmp_path, argv):
+    rt("run", "--detach", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
+    argv = [str(tmp_path / "sock") if a == "S" else a for a in argv]
+    assert rt("exec", *argv, ctr, "true", check=False).returncode == 255
+
+
 # --- events ---------------------------------------------------------------------------------------------------
 def test_events_stats_keys_are_in_runcs_order(rt, bundle, ctr):
     # Go writes a struct's fields in declaration order and a map's keys sorted; a byte-level consumer sees both

@@ -140,6 +140,9 @@ def run(g, o, args):
     except ValueError:
         from . import UsageError      # a flag's value: runc's usage error, status 1
         raise UsageError(f"invalid value {o['preserve_fds']!r} for --preserve-fds") from None
+    if o["console_socket"] and not (o["detach"] and proc.terminal):
+        # runc's checkTerminal: the pty master goes to the socket only for a detached process with a terminal
+        raise RuntimeErr("cannot use console socket if ociruntime will not detach or allocate tty")
     ours = console_fd = None
     if proc.terminal and not o["console_socket"]:
         if o["detach"]:
