@@ -16,17 +16,18 @@ from . import fastos as os
 from .errors import StateError
 from .errors import fault
 
-_ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-_ID_CHARS = _ID_FIRST | frozenset("_.+-")
+# runc's validateID: ^[\w+-\.]+$ (the class's `+-\.` is the range + , - .), neither "." nor "..". One more rule
+# of ours: not starting with "-", which every command line would read as a flag.
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+,-.")
 STATE_FILE = "state"
 _OLD_STATE_FILE = "state.json"   # before 0.1.0's marshal format: still read, so an upgrade loses no container
 FIFO = "exec.fifo"
 
 
 def check_id(cid: str):
-    # ^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$ without importing re (hot path)
-    if not cid or len(cid) > 1024 or cid[0] not in _ID_FIRST or not _ID_CHARS.issuperset(cid):
-        raise StateError(f"invalid container id {cid!r}: use letters, digits and _ . + - (not starting with one of _.+-)")
+    # without importing re (hot path)
+    if not cid or len(cid) > 1024 or cid in (".", "..") or cid[0] == "-" or not _ID_CHARS.issuperset(cid):
+        raise StateError(f"invalid container id {cid!r}: use letters, digits and _ + , - . (not starting with -)")
 
 
 def proc_start_time(pid: int) -> int | None:

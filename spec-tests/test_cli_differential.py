@@ -6,6 +6,7 @@ Deliberate differences (not asserted here, reason beside each):
 * error wording, and usage errors print one line on stderr and nothing on stdout (runc adds "Incorrect Usage" and
   the command's help on stdout): callers read stderr/--log for the message, and exit codes are the same;
 * `ociVersion` in state/list/spec/features: the spec version each runtime implements (runtime.md `state`);
+* an id starting with `-` is refused (runc accepts it after `--`): any other command line would read it as a flag;
 * `kill` also takes RTMIN/RTMAX[+-N] names (kill(1)'s syntax), which runc 1.1.5 refuses as unknown signals;
 * `exec -t` without --console-socket relays through a pty of its own even when our stdin is not a terminal (runc
   fails with "open /dev/tty");
@@ -86,6 +87,22 @@ def test_delete_force_of_an_invalid_id_fails(rt):
     assert rt("delete", "--force", "nosuch").returncode == 0
     assert rt("delete", "--force", "a/b", check=False).returncode == 1
     assert rt("delete", "--force", "..", check=False).returncode == 1
+
+
+@pytest.mark.parametrize("cid", ["a,b", ".x", "_x", "+x", "...", "x.", "A-b_c.d+e"])
+def test_ids_runc_accepts_are_accepted(rt, bundle, cid):
+    # runc's validateID is ^[\w+-\.]+$: its class holds the range + , - . and any of them may come first
+    rt.ids.append(cid)
+    rt("create", "--bundle", bundle.set_args("true").write(), "--", cid)
+    assert json.loads(rt("state", "--", cid).stdout)["id"] == cid
+    assert rt("list", "-q").stdout == cid + "\n"
+    rt("delete", "--", cid)
+
+
+@pytest.mark.parametrize("cid", [".", "..", "a/b", "a b", "a:b", "é", ""])
+def test_ids_runc_refuses_are_refused(rt, bundle, cid):
+    p = rt("create", "--bundle", bundle.set_args("true").write(), "--", cid, check=False)
+    assert p.returncode == 1 and rt("list", "-q").stdout == ""
 
 
 # --- stdout formats ---------------------------------------------------------------------------------------------
