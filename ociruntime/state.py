@@ -59,6 +59,16 @@ def write_atomic(path: str, data: bytes, mode=0o600):
     os.rename(tmp, path)
 
 
+def _rfc3339nano(stamp: str) -> str:
+    """Go's time.RFC3339Nano as runc prints `created`: the fraction without trailing zeros, none when it is zero
+    (launch stores nine digits)."""
+    head, dot, frac = stamp.partition(".")
+    if not dot or not frac.endswith("Z"):
+        return stamp
+    frac = frac[:-1].rstrip("0")
+    return f"{head}.{frac}Z" if frac else f"{head}Z"
+
+
 class ContainerState:
     """One container's stored facts plus the derived status."""
 
@@ -200,7 +210,7 @@ class ContainerState:
         st = {"ociVersion": SPEC_VERSION, "id": self.id,
               "pid": self.pid if status in ("created", "running", "paused") else 0, "status": status,
               "bundle": self.facts.get("bundle", ""), "rootfs": self.facts.get("rootfs", ""),
-              "created": self.facts.get("created", "")}
+              "created": _rfc3339nano(self.facts.get("created", ""))}
         if self.facts.get("annotations"):
             st["annotations"] = self.facts["annotations"]
         st["owner"] = ""

@@ -35,3 +35,16 @@ def test_a_container_saved_by_the_json_format_of_earlier_versions_is_still_read(
     assert st.facts["bundle"] == "/x" and st.oci_state()["id"] == "old1"
     st.remove()
     assert not os.path.exists(d)
+
+
+@pytest.mark.parametrize("stored, shown", [
+    ("2026-12-06T12:36:02.123456789Z", "2026-12-06T12:36:02.123456789Z"),
+    ("2026-12-06T12:36:02.123400000Z", "2026-12-06T12:36:02.1234Z"),
+    ("2026-12-06T12:36:02.000000000Z", "2026-12-06T12:36:02Z"),
+])
+def test_created_is_shown_as_gos_rfc3339nano(tmp_path, stored, shown):
+    # runc prints `created` with Go's RFC3339Nano: no trailing zeros in the fraction, no fraction when it is zero
+    st = ContainerState.new(str(tmp_path), "c1", {"pid": 0, "created": stored, "bundle": "/b"})
+    st.save()
+    st.release()
+    assert ContainerState.load(str(tmp_path), "c1").oci_state()["created"] == shown
