@@ -124,7 +124,8 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         step("ready to fork")
         pidns = cfg.linux.namespace("pid")
         fork = _Fork(_birth_cgroup(st.facts.get("cgroup")))
-        args.seal = needs_sealed_interpreter(cfg)      # then the child re-execs first, outside the pid namespace
+        # then the child re-execs first, outside the pid namespace
+        args.seal = needs_sealed_interpreter(cfg, pidns=pidns.path if pidns and pidns.path else None)
         pid, args.in_pidns = _fork_in_pidns("new" if pidns and not pidns.path and not cfg.linux.namespace("user")
                                             and not cfg.linux.namespace("time") and not args.seal else None, fork)
         if pid == 0:
@@ -420,19 +421,57 @@ def _exec_pidns(init_pid: int) -> str | None:
     return "same" if ns(init_pid, "pid") == ns("self", "pid") else f"/proc/{init_pid}/ns/pid"
 
 
-def needs_sealed_interpreter(cfg, process=None) -> bool:
-    """A process of this container could hold CAP_SYS_PTRACE in the initial user namespace (any of the five sets of
-    the container's process or of `process`, exec's; no user namespace of its own, and we are in the initial one):
-    it passes the ptrace check on our non-dumpable processes, so the interpreter they run must be a read-only copy
-    (linux/sealexe.py). Other containers cannot open /proc/<pid>/exe of a non-dumpable process at all."""
+def needs_sealed_interpreter(cfg, process=None, pidns: str | None = None) -> bool:
+    """A process that can see the runtime's visible process (a created container's init, exec's process) could hold
+    CAP_SYS_PTRACE in the initial user namespace: it passes the ptrace check on our non-dumpable processes, so the
+    interpreter they run must be a read-only copy (linux/sealexe.py). Such a process is one of this container's (the
+    five sets of its process or of `process`, exec's; no user namespace of its own) or any process of the pid
+    namespace the visible process is in (`pidns`, a /proc/<pid>/ns/pid path: the one create joins by path, exec's
+    container's): another container that joined it (a pod sharing its pid namespace, a debug container), whatever its
+    own config says, and with or without a user namespace of this one. We must be in the initial user namespace
+    ourselves (else nothing here can write the interpreter). Others cannot open /proc/<pid>/exe of a non-dumpable
+    process at all."""
     def ptrace(p):
         caps = p.capabilities if p is not None else None
         return caps is not None and any(c.upper().removeprefix("CAP_") == "SYS_PTRACE"
                                         for s in (caps.bounding, caps.effective, caps.permitted, caps.inheritable,
                                                   caps.ambient) if s for c in s)
-    if not (ptrace(cfg.process) or ptrace(process)) or cfg.linux.namespace("user"):
+    own = not cfg.linux.namespace("user") and (ptrace(cfg.process) or ptrace(process))
+    if not own and pidns is None or _in_userns():
         return False
-    return not _in_userns()
+    return own or _ptrace_capable_in(pidns)
+
+
+_CAP_SYS_PTRACE = 1 << 19
+
+
+def _ptrace_capable_in(pidns: str) -> bool:
+    """Some process of the pid namespace at `pidns` could hold CAP_SYS_PTRACE in our user namespace: it is in our
+    user namespace and has the capability in one of its sets, the bounding set included (an exec of a program with
+    file capabilities or set-uid root gives it back). A scan of /proc (~1 ms per 100 processes), so a process that
+    joins after it is not seen. False for our own pid namespace (a container without one): everything of ours is
+    visible there, the caller of the runtime included, so a sealed copy would protect nothing."""
+    try:
+        target = os.readlink(pidns)
+        if target == os.readlink("/proc/self/ns/pid"):
+            return False
+        user = os.readlink("/proc/self/ns/user")
+    except OSError:
+        return False                 # no such namespace: create or exec fails when it joins it
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{name}/ns/pid") != target or os.readlink(f"/proc/{name}/ns/user") != user:
+                continue
+            with open(f"/proc/{name}/status", "rb") as f:
+                status = f.read()
+        except OSError:              # gone meanwhile, or a kernel thread
+            continue
+        for line in status.splitlines():
+            if line[:3] == b"Cap" and int(line.partition(b":")[2], 16) & _CAP_SYS_PTRACE:
+                return True
+    return False
 
 
 def _or_child_error(sock, fn):
@@ -514,7 +553,8 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
                                  debug=g.debug)
         fork = _Fork(_birth_cgroup(st.facts.get("cgroup"), process))
         step("ready to fork")
-        args.seal = needs_sealed_interpreter(cfg, process)   # then the child re-execs first, before it joins
+        # then the child re-execs first, before it joins
+        args.seal = needs_sealed_interpreter(cfg, process, pidns=f"/proc/{st.pid}/ns/pid")
         pid, args.in_pidns = _fork_in_pidns(None if args.seal else _exec_pidns(st.pid), fork)
         if pid == 0:
             parent_sock.close()

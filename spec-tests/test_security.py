@@ -202,15 +202,15 @@ def test_runtime_seen_inside_during_exec_has_no_host_cwd_or_root_for_a_ptrace_ca
         f"no runtime process's cwd was ever opened: this run proves nothing; log: {lines[:20]}"
 
 
-def _writable_host_exe(pid, skip=None):
+def _writable_host_exe(pid, skip=()):
     """None if /proc/PID/exe is no file a holder could ever write (a sealed memfd, as runc's; or a file on a
     read-only mount, as ociruntime's sealed interpreter: a reopen for writing fails with EROFS once nothing runs it,
-    "Text file busy" until then) or is the file `skip` (st_dev, st_ino); else its target. One handle for all three
+    "Text file busy" until then) or is one of the files `skip` ((st_dev, st_ino) pairs); else its target. One handle for all three
     looks: the process may execve meanwhile."""
     fd = os.open(f"/proc/{pid}/exe", os.O_PATH | os.O_CLOEXEC)
     try:
         target, st = os.readlink(f"/proc/self/fd/{fd}"), os.fstat(fd)
-        if target.startswith("/memfd:") or os.fstatvfs(fd).f_flag & os.ST_RDONLY or (st.st_dev, st.st_ino) == skip:
+        if target.startswith("/memfd:") or os.fstatvfs(fd).f_flag & os.ST_RDONLY or (st.st_dev, st.st_ino) in skip:
             return None
         return target
     finally:
@@ -230,18 +230,13 @@ def test_a_created_containers_init_gives_a_ptrace_capable_process_no_writable_ho
     runtime("start", cid)
 
 
-def test_every_runtime_process_a_ptrace_capable_container_sees_during_exec_has_no_writable_host_exe(runtime, bundle,
-                                                                                                   cid):
-    # exec's process is the runtime until its execve, visible in the container's pid namespace: every one the host
-    # sees there must run a sealed or read-only interpreter (a poller on the host, not the container's view, so no
-    # "busy" reopen result can hide a writable file)
-    grant_sys_ptrace(bundle)
-    runtime("run", "-d", "--bundle", bundle.set_args("sleep", "30").write(), cid)
+def _writable_runtime_exes_during_execs(runtime, cid, busyboxes):
+    """Exec `true` into `cid` many times while a poller on the host looks at every process of its init's pid
+    namespace: (runtime processes seen there, those whose exe was a host file a holder could write). The poller is on
+    the host, not in the container, so no "busy" reopen result can hide a writable file."""
     init = runtime.state(cid)["pid"]
     pidns = os.readlink(f"/proc/{init}/ns/pid")
     seen, writable, done = set(), [], []
-    st = os.stat(os.path.join(bundle.rootfs, "bin", "busybox"))
-    busybox = (st.st_dev, st.st_ino)
 
     def poll():
         while not done:
@@ -253,7 +248,7 @@ def test_every_runtime_process_a_ptrace_capable_container_sees_during_exec_has_n
                         continue
                     with open(f"/proc/{e.name}/comm") as f:
                         comm = f.read().strip()
-                    target = _writable_host_exe(e.name, skip=busybox)    # busybox: the container's own program
+                    target = _writable_host_exe(e.name, skip=busyboxes)   # the containers' own program
                     if RUNTIME_COMM == f"({comm})":
                         seen.add(e.name)
                 except OSError:          # gone meanwhile
@@ -271,9 +266,69 @@ def test_every_runtime_process_a_ptrace_capable_container_sees_during_exec_has_n
     finally:
         done.append(1)
         t.join()
+    return seen, writable
+
+
+def _busyboxes(*bundles):
+    return {(st.st_dev, st.st_ino) for st in (os.stat(os.path.join(b.rootfs, "bin", "busybox")) for b in bundles)}
+
+
+def test_every_runtime_process_a_ptrace_capable_container_sees_during_exec_has_no_writable_host_exe(runtime, bundle,
+                                                                                                   cid):
+    # exec's process is the runtime until its execve, visible in the container's pid namespace: every one the host
+    # sees there must run a sealed or read-only interpreter
+    grant_sys_ptrace(bundle)
+    runtime("run", "-d", "--bundle", bundle.set_args("sleep", "30").write(), cid)
+    seen, writable = _writable_runtime_exes_during_execs(runtime, cid, _busyboxes(bundle))
     assert not writable, "runtime processes in the container's pid namespace ran a writable host binary:\n" + \
         "\n".join(writable[:10])
     assert seen, "no runtime process was ever seen in the container's pid namespace: this run proves nothing"
+
+
+def _joining_pid_namespace_of(first_cid, runtime, path, ptrace):
+    """A bundle whose container joins the pid namespace of `first_cid`'s init by path (a pod sharing its pid
+    namespace, a debug container); with CAP_SYS_PTRACE if `ptrace`."""
+    b = Bundle(path)
+    b.config["linux"]["namespaces"] = [{"type": "pid", "path": f"/proc/{runtime.state(first_cid)['pid']}/ns/pid"},
+                                       {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}, {"type": "network"}]
+    if ptrace:
+        grant_sys_ptrace(b)
+    return b
+
+
+def test_a_container_joining_the_pid_namespace_of_a_ptrace_capable_one_gives_it_no_writable_host_exe(
+        runtime, bundle, make_id, tmp_path):
+    # b has no CAP_SYS_PTRACE, but a, whose pid namespace it joins, has: b's created init (the runtime until
+    # `start`) is a process of a's pid namespace that a's processes can open /proc/<pid>/exe of
+    a, b = make_id(), make_id()
+    grant_sys_ptrace(bundle)
+    runtime("run", "-d", "--bundle", bundle.set_args("sleep", "30").write(), a)
+    second = _joining_pid_namespace_of(a, runtime, tmp_path / "second", ptrace=False)
+    runtime("create", "--bundle", second.set_args("true").write(), b)
+    try:
+        pid = runtime.state(b)["pid"]
+        assert _writable_host_exe(pid) is None, f"b's init's exe is the host's writable {_writable_host_exe(pid)}"
+    finally:
+        runtime("delete", "--force", b)
+        reap()
+
+
+def test_exec_into_a_container_whose_pid_namespace_a_ptrace_capable_one_joined_shows_no_writable_host_exe(
+        runtime, bundle, make_id, tmp_path):
+    # a has no CAP_SYS_PTRACE; b joined a's pid namespace with it (kubectl debug's ephemeral container, a pod with
+    # shareProcessNamespace): exec's process in a is visible to b's processes, which pass the ptrace check on it
+    a, b = make_id(), make_id()
+    runtime("run", "-d", "--bundle", bundle.set_args("sleep", "30").write(), a)
+    second = _joining_pid_namespace_of(a, runtime, tmp_path / "second", ptrace=True)
+    runtime("run", "-d", "--bundle", second.set_args("sleep", "30").write(), b)
+    try:
+        seen, writable = _writable_runtime_exes_during_execs(runtime, a, _busyboxes(bundle, second))
+    finally:
+        runtime("delete", "--force", b)
+        reap()
+    assert not writable, "runtime processes in a's pid namespace, which b shares, ran a writable host binary:\n" + \
+        "\n".join(writable[:10])
+    assert seen, "no runtime process was ever seen in a's pid namespace: this run proves nothing"
 
 
 def test_init_of_a_container_joining_a_pid_namespace_cannot_be_opened_through_proc(runtime, bundle, make_id,

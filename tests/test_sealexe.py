@@ -141,3 +141,77 @@ def test_the_boot_code_finds_the_runtime_from_an_isolated_interpreter():
     probe = boot.replace("resume(%r, %d)" % ("main", 0), "print(resume.__name__)")
     out = subprocess.run([sys.executable, "-IS", "-c", probe], capture_output=True, text=True, cwd="/")
     assert out.stdout.strip() == "resume", out.stderr
+
+
+def _in_new_pid_namespace(*cmd):
+    """(process, /proc path of its new pid namespace) for `cmd` run as PID 1 of a new pid namespace."""
+    import shutil
+    import time
+    if os.geteuid() != 0 or launch._in_userns() or not shutil.which("unshare"):
+        pytest.skip("a new pid namespace needs root in the initial user namespace and unshare(1)")
+    p = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", *cmd])
+    path = f"/proc/{p.pid}/ns/pid_for_children"
+    deadline = time.monotonic() + 5
+    while True:    # the link is ours until unshare(2), has a target once unshare has forked the namespace's process
+        try:
+            ns = os.readlink(path)
+            if ns != os.readlink("/proc/self/ns/pid") and any(os.readlink(f"/proc/{c}/ns/pid") == ns for c in os.listdir("/proc") if c.isdigit()
+                   and os.path.exists(f"/proc/{c}/ns/pid")):
+                return p, path
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the new pid namespace never got its process"
+        time.sleep(0.01)
+
+
+def _wait_for_comm(ns_path, comm):
+    import time
+    ns, deadline = os.readlink(ns_path), time.monotonic() + 5
+    while True:
+        for c in os.listdir("/proc"):
+            try:
+                if c.isdigit() and os.readlink(f"/proc/{c}/ns/pid") == ns:
+                    with open(f"/proc/{c}/comm") as f:
+                        if f.read().strip() == comm:
+                            return
+            except OSError:
+                pass
+        assert time.monotonic() < deadline, f"no {comm} in the pid namespace"
+        time.sleep(0.01)
+
+
+def _stop(p):
+    p.kill()
+    p.wait()
+
+
+def test_a_pid_namespace_holding_a_ptrace_capable_process_asks_for_the_sealed_interpreter(tmp_path):
+    # another container joined it with CAP_SYS_PTRACE (its bounding set is enough: an exec can give it back):
+    # this container's own config asks for nothing
+    p, ns = _in_new_pid_namespace("sleep", "30")
+    try:
+        assert launch._ptrace_capable_in(ns) is True
+        assert launch.needs_sealed_interpreter(_cfg(tmp_path, {"bounding": ["CAP_KILL"]}), pidns=ns) is True
+        assert launch.needs_sealed_interpreter(_cfg(tmp_path, {"bounding": ["CAP_KILL"]}, userns=True), pidns=ns) \
+            is True, "a user namespace of this container does not take the other process's capability away"
+    finally:
+        _stop(p)
+
+
+def test_a_pid_namespace_without_a_ptrace_capable_process_needs_no_seal(tmp_path):
+    import shutil
+    if not shutil.which("setpriv"):
+        pytest.skip("no setpriv(1) to drop CAP_SYS_PTRACE")
+    p, ns = _in_new_pid_namespace("setpriv", "--bounding-set", "-sys_ptrace", "--inh-caps", "-all", "--ambient-caps",
+                                  "-all", "--", "sh", "-c", "exec setpriv --clear-groups --reuid 1 --regid 1 sleep 30")
+    try:
+        _wait_for_comm(ns, "sleep")  # the namespace's process has dropped the capability from every set
+        assert launch._ptrace_capable_in(ns) is False
+        assert launch.needs_sealed_interpreter(_cfg(tmp_path, {"bounding": ["CAP_KILL"]}), pidns=ns) is False
+    finally:
+        _stop(p)
+
+
+def test_our_own_pid_namespace_needs_no_seal_whatever_it_holds(tmp_path):
+    # a container without a pid namespace: the runtime's caller is visible there anyway, a sealed copy protects nothing
+    assert launch._ptrace_capable_in("/proc/self/ns/pid") is False
