@@ -314,8 +314,14 @@ def _agent(path, answer, out):
         srv.close()
 
 
-def test_seccomp_notify_hands_the_fd_to_the_agent_on_the_host(runtime, bundle, cid, tmp_path):
+@pytest.mark.parametrize("ptrace", [False, True], ids=["", "cap_sys_ptrace"])
+def test_seccomp_notify_hands_the_fd_to_the_agent_on_the_host(runtime, bundle, cid, tmp_path, ptrace):
+    # with CAP_SYS_PTRACE, init is a fresh interpreter from a read-only copy (linux/sealexe.py), not a fork of the
+    # runtime: what it needs after pivot_root must be imported all the same
     import threading
+    if ptrace:
+        from test_security import grant_sys_ptrace
+        grant_sys_ptrace(bundle)
     path = str(tmp_path / "agent.sock")
     out = {"ready": threading.Event()}
     t = threading.Thread(target=_agent, args=(path, errno.EXDEV, out), daemon=True)

@@ -15,7 +15,8 @@ container can see of the runtime afterwards is a fork of that process: /proc/<pi
 writing fails with EROFS (or EPERM on the sealed copy).
 
 The child's arguments cross the execve marshalled in a memfd: the records of the parsed config as their classes'
-names and fields (flatten), sockets as fd numbers, every fd keeping its close-on-exec flag on the other side.
+names and fields (flatten), sockets as fd numbers, every fd keeping its close-on-exec flag on the other side, and
+the names of the modules the runtime had imported, imported again before the child goes on (_import_all).
 """
 from .. import fastos as os
 import sys
@@ -50,7 +51,8 @@ def reexec(entry: str, args) -> None:
     if isinstance(state.get("console_fd"), int):
         keep.setdefault(state["console_fd"], os.get_inheritable(state["console_fd"]))
     data = os.memfd_create("ociruntime-args", 0)    # inheritable: the new interpreter reads it
-    payload = marshal.dumps((type(args).__name__, flatten(state), keep))
+    modules = [n for n in sys.modules if n != "__main__"]
+    payload = marshal.dumps((type(args).__name__, flatten(state), keep, modules))
     view = memoryview(payload)
     while view:
         view = view[os.write(data, view):]
@@ -88,7 +90,8 @@ def resume(entry: str, data: int) -> None:
     while chunk := os.read(data, 1 << 16):
         chunks.append(chunk)
     os.close(data)
-    name, state, keep = marshal.loads(b"".join(chunks))
+    name, state, keep, modules = marshal.loads(b"".join(chunks))
+    _import_all(modules)
     state = unflatten(state)
     for fd, inheritable in keep.items():
         os.set_inheritable(fd, inheritable)
@@ -99,6 +102,18 @@ def resume(entry: str, data: int) -> None:
     for k, v in state.items():
         setattr(args, k, v)
     initargs.run_child(entry, args)
+
+
+def _import_all(names) -> None:
+    """Import what the runtime had imported when it forked: a forked child has those modules, and init's lazy imports
+    after pivot_root (the runtime's files out of reach) count on them (seccomp's notify state needs fastjson, which
+    only config loading had imported). A name that does not import here would not have later either."""
+    for name in names:
+        if name not in sys.modules:
+            try:
+                __import__(name)
+            except Exception:  # noqa: BLE001
+                pass
 
 
 def flatten(v):
