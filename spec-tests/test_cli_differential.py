@@ -188,9 +188,19 @@ def test_flags_after_the_container_id_are_taken(rt, bundle, ctr):
     rt("delete", ctr, "--force")
 
 
-def test_run_accepts_no_subreaper(rt, bundle, ctr):
-    p = rt("run", "--no-subreaper", "--bundle", bundle.set_args("sh", "-c", "exit 3").write(), ctr, check=False)
-    assert p.returncode == 3
+@pytest.mark.parametrize("userns", [False, True], ids=["", "user-namespace"])
+def test_run_accepts_no_subreaper_and_still_waits_for_the_process_status(rt, bundle, ctr, userns):
+    # with a user namespace (as with a pid namespace joined by path, a time namespace, the sealed interpreter) init
+    # is forked by an intermediate that exits: runc's init is its child all the same (nsexec's CLONE_PARENT); ours
+    # is a subreaper's orphan only
+    if userns:
+        bundle.config["linux"]["namespaces"].append({"type": "user"})
+        bundle.config["linux"]["uidMappings"] = bundle.config["linux"]["gidMappings"] = [
+            {"containerID": 0, "hostID": 0, "size": 65536}]
+        bundle.config["mounts"] = [m for m in bundle.config["mounts"] if m["type"] not in ("cgroup", "sysfs")]
+    bundle.set_args("sh", "-c", "sleep 0.3; exit 3")
+    p = rt("run", "--no-subreaper", "--bundle", bundle.write(), ctr, check=False)
+    assert p.returncode == 3, p.stderr
 
 
 def test_a_users_default_root_is_made_in_xdg_runtime_dir_0700_and_sticky(rt):

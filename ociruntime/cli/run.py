@@ -17,7 +17,7 @@ OPTIONS = (
     Opt("--no-new-keyring", help="do not create a new session keyring for the container"),
     Opt("--preserve-fds", value="N", default="0", help="pass N additional file descriptors to the container"),
     Opt("--keep", help="do not delete the container after it exits"),
-    Opt("--no-subreaper", help="disable the use of the subreaper used to reap reparented processes"),
+    Opt("--no-subreaper", help="accepted for runc's command line, ignored: run always reaps its container's process"),
 )
 NARGS = (1, 1)
 
@@ -42,7 +42,10 @@ def run(g, o, args):
         # foreground: if the config asks for a terminal we hold the other end of the console socket ourselves
         ours, co.console_fd = foreground.console_pair()
     try:
-        st = create(g, cid, co, subreaper=not o["detach"] and not o["no_subreaper"])
+        # --no-subreaper is accepted and ignored (as crun does): where init is forked by an intermediate that exits
+        # (a user, time or joined pid namespace, the sealed interpreter) it is our child only as a subreaper's
+        # orphan, and without that `run` could not wait for it (runc's init is its child anyway: CLONE_PARENT)
+        st = create(g, cid, co, subreaper=not o["detach"])
     finally:
         if co.console_fd is not None:
             os.close(co.console_fd)
