@@ -262,6 +262,28 @@ def test_exec_refuses_a_console_socket_unless_detached_with_a_tty(rt, bundle, ct
     assert rt("exec", *argv, ctr, "true", check=False).returncode == 255
 
 
+def _status_field(text, name):
+    return next(ln.split()[1] for ln in text.splitlines() if ln.startswith(name + ":"))
+
+
+def test_exec_cap_adds_the_capability_without_a_warning(rt, bundle, ctr):
+    # runc appends --cap to bounding, effective, permitted and ambient; not being inheritable it is not raised
+    # as ambient, silently
+    rt("run", "--detach", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
+    p = rt("exec", "--cap", "CAP_SYS_ADMIN", ctr, "cat", "/proc/self/status")
+    assert int(_status_field(p.stdout, "CapEff"), 16) & (1 << 21)
+    assert int(_status_field(p.stdout, "CapAmb"), 16) == 0
+    assert p.stderr == ""
+
+
+def test_exec_no_new_privs_false_clears_the_configs(rt, bundle, ctr):
+    bundle.config["process"]["noNewPrivileges"] = True
+    rt("run", "--detach", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
+    assert _status_field(rt("exec", ctr, "cat", "/proc/self/status").stdout, "NoNewPrivs") == "1"
+    p = rt("exec", "--no-new-privs=false", ctr, "cat", "/proc/self/status")
+    assert _status_field(p.stdout, "NoNewPrivs") == "0"
+
+
 # --- events ---------------------------------------------------------------------------------------------------
 def test_events_stats_keys_are_in_runcs_order(rt, bundle, ctr):
     # Go writes a struct's fields in declaration order and a map's keys sorted; a byte-level consumer sees both

@@ -75,11 +75,18 @@ def _process(g, st, o, command):
     if o["cap"]:
         c = p.capabilities or model.Capabilities()
         add = tuple(o["cap"])
+        # runc appends --cap to the ambient set too, where the kernel raises it only if it is also inheritable:
+        # only those go there (the same process, without init's warning about the others)
+        def norm(name):
+            name = name.upper()
+            return name if name.startswith("CAP_") else "CAP_" + name
+        inh = {norm(x) for x in c.inheritable or ()}
         p = replace(p, capabilities=model.Capabilities(
             bounding=(c.bounding or ()) + add, effective=(c.effective or ()) + add,
-            permitted=(c.permitted or ()) + add, inheritable=c.inheritable, ambient=(c.ambient or ()) + add))
-    if o["no_new_privs"]:
-        p = replace(p, no_new_privileges=True)
+            permitted=(c.permitted or ()) + add, inheritable=c.inheritable,
+            ambient=(c.ambient or ()) + tuple(x for x in add if norm(x) in inh)))
+    if o["no_new_privs"] is not None:       # runc: given at all, it decides (--no-new-privs=false clears it)
+        p = replace(p, no_new_privileges=bool(o["no_new_privs"]))
     if o["apparmor"]:
         p = replace(p, apparmor_profile=o["apparmor"])
     if o["process_label"]:
