@@ -142,6 +142,14 @@ def test_ps_json_of_a_stopped_container_is_null(rt, bundle, ctr):
     assert rt("ps", ctr).stdout.split("\n")[1:] == [""]         # the header only
 
 
+def test_features_lists_are_sorted_as_runcs(rt):
+    doc = json.loads(rt("features").stdout)
+    lx = doc["linux"]
+    for name, values in (("namespaces", lx["namespaces"]), ("mountOptions", doc["mountOptions"]),
+                         ("seccomp.actions", lx["seccomp"]["actions"]), ("seccomp.archs", lx["seccomp"]["archs"])):
+        assert values == sorted(values), name
+
+
 # --- what the command line accepts ------------------------------------------------------------------------------
 def test_no_command_prints_the_help_and_exits_zero(rt):
     p = rt(check=False)

@@ -26,7 +26,7 @@ def features() -> dict:
         "hooks": list(KINDS),
         "mountOptions": opts,
         "linux": {
-            "namespaces": list(NAMESPACE_TYPES),
+            "namespaces": sorted(NAMESPACE_TYPES),     # runc lists them sorted
             "capabilities": list(capabilities.NAMES),
             "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": True, "rdma": True},
             "seccomp": {"enabled": sc_enabled, "actions": sorted(seccomp.ACTIONS),
