@@ -4,6 +4,7 @@ no state dir, cgroup or process behind (mounts live in the container's mount nam
 one, below a self-bind of the rootfs that rollback and `delete` detach).
 """
 from . import fastos as os
+import sys
 import time
 
 from . import initargs, sync
@@ -428,18 +429,37 @@ def needs_sealed_interpreter(cfg, process=None, pidns: str | None = None) -> boo
     five sets of its process or of `process`, exec's; no user namespace of its own) or any process of the pid
     namespace the visible process is in (`pidns`, a /proc/<pid>/ns/pid path: the one create joins by path, exec's
     container's): another container that joined it (a pod sharing its pid namespace, a debug container), whatever its
-    own config says, and with or without a user namespace of this one. We must be in the initial user namespace
-    ourselves (else nothing here can write the interpreter). Others cannot open /proc/<pid>/exe of a non-dumpable
-    process at all."""
+    own config says, and with or without a user namespace of this one. Not when nothing of our user namespace can
+    write the interpreter's file (_interpreter_writable_here: rootless). Others cannot open /proc/<pid>/exe of a
+    non-dumpable process at all."""
     def ptrace(p):
         caps = p.capabilities if p is not None else None
         return caps is not None and any(c.upper().removeprefix("CAP_") == "SYS_PTRACE"
                                         for s in (caps.bounding, caps.effective, caps.permitted, caps.inheritable,
                                                   caps.ambient) if s for c in s)
     own = not cfg.linux.namespace("user") and (ptrace(cfg.process) or ptrace(process))
-    if not own and pidns is None or _in_userns():
+    if not own and pidns is None or not _interpreter_writable_here():
         return False
     return own or _ptrace_capable_in(pidns)
+
+
+def _interpreter_writable_here() -> bool:
+    """Root of our user namespace (or anyone) could write the interpreter's file: always in the initial user
+    namespace. In another (rootless, podman's, a runtime nested in a container) only when the file's owner is mapped
+    in it (a runtime in a container whose image holds the interpreter: root of that container writes it), or its
+    group is and may write, or anyone may. An id outside the namespace shows as the overflow id; a file really owned
+    by that id counts as outside."""
+    if not _in_userns():
+        return True
+    try:
+        st = os.stat(os.path.realpath(sys.executable))
+        with open("/proc/sys/kernel/overflowuid", "rb") as f:
+            overflow_uid = int(f.read())
+        with open("/proc/sys/kernel/overflowgid", "rb") as f:
+            overflow_gid = int(f.read())
+    except (OSError, ValueError):
+        return True                  # cannot tell: seal
+    return bool(st.st_uid != overflow_uid or (st.st_gid != overflow_gid and st.st_mode & 0o020) or st.st_mode & 0o002)
 
 
 _CAP_SYS_PTRACE = 1 << 19

@@ -64,10 +64,42 @@ def test_a_user_namespace_makes_cap_sys_ptrace_harmless(tmp_path, monkeypatch):
     assert launch.needs_sealed_interpreter(_cfg(tmp_path, {"bounding": ["CAP_SYS_PTRACE"]}, userns=True)) is False
 
 
-def test_a_runtime_in_a_user_namespace_needs_no_seal(tmp_path, monkeypatch):
+def _decision_in_a_user_namespace(*unshare_args):
+    """needs_sealed_interpreter of a CAP_SYS_PTRACE container, asked by a runtime in a new user namespace."""
+    import shutil
+    import tempfile
+    if os.geteuid() != 0 or launch._in_userns() or not shutil.which("unshare"):
+        pytest.skip("needs root in the initial user namespace and unshare(1)")
+    d = tempfile.mkdtemp(prefix="sealexe-")
+    try:
+        os.chmod(d, 0o755)           # readable by the unmapped uid too
+        with open(os.path.join(BUNDLE, "config.json")) as f:
+            doc = json.load(f)
+        doc["root"]["path"] = os.path.join(BUNDLE, "rootfs")
+        doc["process"]["capabilities"] = {"bounding": ["CAP_SYS_PTRACE"]}
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(doc, f)
+        os.chmod(os.path.join(d, "config.json"), 0o644)
+        code = (f"import sys; sys.path[:0] = [{REPO!r}]; from ociruntime import launch; "
+                f"from ociruntime.config import model; print(launch._in_userns(), "
+                f"launch.needs_sealed_interpreter(model.load({d!r}, validate=False)[0]))")
+        p = subprocess.run(["unshare", *unshare_args, sys.executable, "-IS", "-c", code], capture_output=True,
+                           text=True, cwd="/")
+        assert p.returncode == 0, p.stderr
+        return p.stdout.split()
+    finally:
+        shutil.rmtree(d)
+
+
+def test_a_runtime_in_a_user_namespace_that_cannot_write_the_interpreter_needs_no_seal():
     # rootless: the interpreter's file belongs to an id outside our namespace, nothing of ours can write it
-    monkeypatch.setattr(launch, "_in_userns", lambda: True)
-    assert launch.needs_sealed_interpreter(_cfg(tmp_path, {"bounding": ["CAP_SYS_PTRACE"]})) is False
+    assert _decision_in_a_user_namespace("--user") == ["True", "False"]
+
+
+def test_a_runtime_in_a_user_namespace_whose_root_owns_the_interpreter_seals_it():
+    # a runtime nested in a container (the interpreter in that container's image, owned by its root): root of the
+    # namespace, which a container without a user namespace of its own shares, can write it
+    assert _decision_in_a_user_namespace("--user", "--map-root-user") == ["True", "True"]
 
 
 def test_the_parsed_config_crosses_execve_by_value(tmp_path):
