@@ -7,6 +7,10 @@ which is Python until `start`; exec's process until its execve) and keep the han
 reopens for writing through /proc/self/fd: the next runtime call would run the container's code as host root. runc
 1.1.5 is safe there because its visible process runs from a sealed memfd copy of runc.
 
+The same holds for any other process of the pid namespace the runtime's process is in (a container that joined it)
+and, for a runtime in a user namespace, for root of that namespace when the interpreter's file is mapped there (a
+runtime nested in a container).
+
 So, for such a container only (launch.needs_sealed_interpreter; ~10-25 ms per create or exec, as the interpreter
 starts twice), the forked child re-execs the interpreter, still in the host's namespaces and invisible to the
 container, from a detached read-only bind mount of its binary (open_tree + mount_setattr, as runc 1.2 does with its
