@@ -242,11 +242,13 @@ def test_exec_refuses_an_env_entry_without_a_value_and_a_relative_cwd(rt, bundle
     assert p.returncode == 255 and p.stdout == ""
 
 
-@pytest.mark.parametrize("proc", [{"cwd": "tmp"}, {"env": ["PATH=/bin", "NOVAL"]}], ids=["relative cwd", "env"])
+@pytest.mark.parametrize("proc", [{"cwd": "tmp"}, {"cwd": None}, {"env": ["PATH=/bin", "NOVAL"]}],
+                         ids=["relative cwd", "no cwd", "env"])
 def test_exec_process_file_is_held_to_the_same_rules(rt, bundle, ctr, tmp_path, proc):
     rt("run", "--detach", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
     f = tmp_path / "process.json"
-    f.write_text(json.dumps({"args": ["/bin/true"], "cwd": "/", "env": ["PATH=/bin"], **proc}))
+    doc = {"args": ["/bin/true"], "cwd": "/", "env": ["PATH=/bin"], **proc}
+    f.write_text(json.dumps({k: v for k, v in doc.items() if v is not None}))     # None: the key left out
     assert rt("exec", "--process", str(f), ctr, check=False).returncode == 255
 
 

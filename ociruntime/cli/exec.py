@@ -47,6 +47,8 @@ def _process(g, st, o, command):
             raise RuntimeErr(f"read --process {o['process']}: expected a JSON object (a config.json process)")
         if not raw.get("args"):
             raise ConfigError("process.args", "exec needs a command")
+        if not raw.get("cwd"):      # config.md: process.cwd is REQUIRED (runc: "Cwd property must not be empty")
+            raise RuntimeErr(f"{o['process']}: cwd: missing (the working directory, an absolute path)")
         return _checked(model.process_from_dict(raw), o["process"])
     if not command:
         raise RuntimeErr("exec needs a command (or --process FILE): ociruntime exec ID COMMAND [ARGS...]")
