@@ -247,3 +247,32 @@ def test_a_pid_namespace_without_a_ptrace_capable_process_needs_no_seal(tmp_path
 def test_our_own_pid_namespace_needs_no_seal_whatever_it_holds(tmp_path):
     # a container without a pid namespace: the runtime's caller is visible there anyway, a sealed copy protects nothing
     assert launch._ptrace_capable_in("/proc/self/ns/pid") is False
+
+
+def test_the_memfd_copy_runs_where_memfds_are_not_executable_unless_asked():
+    # vm.memfd_noexec=1 (Linux 6.3, per pid namespace): a memfd made without MFD_EXEC is sealed non-executable, so
+    # the fallback copy must ask for an executable one (=2 refuses that: then the fallback fails, as dmz.py's does)
+    import shutil
+    if os.geteuid() != 0 or not os.path.exists("/proc/sys/vm/memfd_noexec") or not shutil.which("unshare"):
+        pytest.skip("needs root, vm.memfd_noexec (Linux 6.3) and unshare(1)")
+    code = f"""
+import os, sys
+sys.path[:0] = [{REPO!r}]
+from ociruntime.linux import sealexe, syscalls as sc
+def refuse(*_a, **_k):
+    raise sc.SyscallError("open_tree", "x", 1)
+sc.open_tree = refuse
+fd = sealexe.sealed_binary(os.path.realpath(sys.executable))
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execve(fd, [sys.executable, "-IS", "-c", "print('ran')"], {{}})
+    except OSError as e:
+        print("execve:", e.strerror, flush=True)
+    os._exit(1)
+os.waitpid(pid, 0)
+"""
+    p = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c",
+                        'echo 1 > /proc/sys/vm/memfd_noexec && exec "$@"', "sh", sys.executable, "-IS", "-c", code],
+                       capture_output=True, text=True, timeout=30, cwd="/")
+    assert p.stdout.strip() == "ran", (p.stdout, p.stderr)

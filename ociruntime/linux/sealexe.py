@@ -169,11 +169,22 @@ def sealed_binary(path: str) -> int:
     return fd
 
 
+_MFD_EXEC = 0x10
+
+
 def _memfd_copy(path: str) -> int:
     import fcntl
     src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        fd = os.memfd_create("ociruntime-python", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
+        try:         # vm.memfd_noexec=1 (Linux 6.3) makes a memfd not asked to be executable a non-executable one
+            fd = os.memfd_create("ociruntime-python", flags | _MFD_EXEC)
+        except OSError as e:
+            if e.errno != 22:        # EINVAL: a kernel before 6.3, without MFD_EXEC (and without memfd_noexec)
+                from ..errors import SyscallError
+                why = " (vm.memfd_noexec=2 forbids executable memfds)" if e.errno == 13 else ""
+                raise SyscallError("memfd_create", f"read-only copy of {path}{why}", e.errno) from None
+            fd = os.memfd_create("ociruntime-python", flags)
         size, off = os.fstat(src).st_size, 0
         while off < size:
             n = os.sendfile(fd, src, off, size - off)
