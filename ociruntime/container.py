@@ -162,6 +162,11 @@ def kill(st: ContainerState, sig: int, all_procs: bool = False) -> None:
         raise StateError("no such process") from None
     finally:
         os.close(pidfd)
+    if status == "paused" and sig == SIGKILL:
+        # a frozen process acts on no signal until thawed (cgroup v1 freezer), so runc thaws a paused container
+        # it SIGKILLs; other signals wait for `resume`, as runc's
+        from .linux import cgroups
+        cgroups.manager_from_state(st.facts["cgroup"]).thaw()
 
 
 def delete(st: ContainerState, log, force: bool = False) -> None:

@@ -82,6 +82,20 @@ def test_pause_and_resume_twice_fail_on_a_running_container(rt, bundle, ctr):
     assert rt("resume", ctr, check=False).returncode == 1
 
 
+@pytest.mark.parametrize("started", [True, False], ids=["running", "created"])
+def test_kill_with_sigkill_stops_a_paused_container(rt, bundle, ctr, started):
+    # runc thaws a paused container it SIGKILLs (a frozen process acts on no signal); other signals wait
+    rt("create", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
+    if started:
+        rt("start", ctr)
+    rt("pause", ctr)
+    rt("kill", ctr, "TERM")
+    assert _status(rt, ctr) == "paused"
+    rt("kill", ctr, "KILL")
+    _stopped(rt, ctr)
+    rt("delete", ctr)
+
+
 def test_delete_force_of_an_invalid_id_fails(rt):
     # an unknown id is fine with --force (the shim's cleanup relies on it); an invalid one is an error
     assert rt("delete", "--force", "nosuch").returncode == 0
