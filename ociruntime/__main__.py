@@ -34,7 +34,9 @@ def main(argv=None) -> int:
         log = Logger(g["log"] or None, g["log_format"], bool(g["debug"]))
         log.create_file()
         if g["version"]:
-            sys.stdout.write(f"ociruntime version {__version__}\nspec: {SPEC_VERSION}\n")
+            # runc's lines, in its order: Docker's `info` reads `commit:` (Debian's runc prints its package version
+            # there too); runc's go/libseccomp lines have no counterpart here
+            sys.stdout.write(f"ociruntime version {__version__}\ncommit: {__version__}\nspec: {SPEC_VERSION}\n")
             return 0
         if not pos or g["help"] or pos[0] in ("help", "h"):     # `h`: runc's (urfave/cli's) alias of help
             name = pos[1] if pos and pos[0] in ("help", "h") and len(pos) > 1 else None

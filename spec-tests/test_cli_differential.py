@@ -10,7 +10,8 @@ Deliberate differences (not asserted here, reason beside each):
 * `kill` also takes RTMIN/RTMAX[+-N] names (kill(1)'s syntax), which runc 1.1.5 refuses as unknown signals;
 * `exec -t` without --console-socket relays through a pty of its own even when our stdin is not a terminal (runc
   fails with "open /dev/tty");
-* `--version` prints `ociruntime version V` and `spec: V` in runc's line shape, without runc's go/libseccomp lines.
+* `--version` has runc's first three lines (version, commit: the package version as Debian's runc prints, spec),
+  not its go/libseccomp lines.
 """
 import json
 import os
@@ -170,6 +171,14 @@ def test_no_command_prints_the_help_and_exits_zero(rt):
     assert p.returncode == 0 and p.stdout.startswith("NAME:\n")
     p = rt("h", "state", check=False)                           # `h`: urfave/cli's alias of help
     assert p.returncode == 0 and "state" in p.stdout.split("\n")[1]
+
+
+def test_version_has_runcs_first_lines(rt):
+    # `NAME version V`, `commit: C`, `spec: S`: what Docker's info and go-runc parse
+    for flag in ("--version", "-v"):
+        lines = rt(flag).stdout.splitlines()
+        assert lines[0] == f"{rt.name} version " + lines[0].split(" version ", 1)[1]
+        assert lines[1].startswith("commit: ") and lines[2].startswith("spec: ")
 
 
 def test_unknown_command_exits_3(rt):
