@@ -10,9 +10,10 @@ venv=$(cd "$1" && pwd)
 path=$("$venv/bin/python" -c 'import os, site, sys
 print(", ".join(repr(p) for p in [sys.argv[1]] + [d for d in site.getsitepackages() if os.path.isdir(d)]))' "$here")
 # The hot-path modules come from one file made here (bench/mkhotpath.py says why): opened close-on-exec, read on
-# demand; missing, unreadable or from another Python, the launcher imports as before.
+# demand; missing, unreadable or from another Python, the launcher closes it and imports as before (a forked init
+# would otherwise hold it open until the container's execve).
 hot="$venv/ociruntime-hotpath.bin"
-printf '#!%s -IS\nimport sys\nsys.path[:0] = [%s]\ntry:\n    import marshal, posix\n    FD = posix.open(%s, posix.O_RDONLY | posix.O_CLOEXEC)\n    exec(marshal.loads(posix.pread(FD, 65536, 8)), {"__name__": "ociruntime_hotpath", "FD": FD})\nexcept (OSError, ValueError, EOFError, TypeError):\n    pass\nfrom ociruntime.__main__ import run_and_exit\nrun_and_exit()\n' \
+printf '#!%s -IS\nimport sys\nsys.path[:0] = [%s]\nFD = -1\ntry:\n    import marshal, posix\n    FD = posix.open(%s, posix.O_RDONLY | posix.O_CLOEXEC)\n    exec(marshal.loads(posix.pread(FD, 65536, 8)), {"__name__": "ociruntime_hotpath", "FD": FD})\nexcept (OSError, ValueError, EOFError, TypeError):\n    if FD >= 0:\n        posix.close(FD)\nfrom ociruntime.__main__ import run_and_exit\nrun_and_exit()\n' \
   "$venv/bin/python3" "$path" "'$hot'" > "$venv/bin/ociruntime.tmp"
 chmod 755 "$venv/bin/ociruntime.tmp" && mv "$venv/bin/ociruntime.tmp" "$venv/bin/ociruntime"
 "$venv/bin/python" -m compileall -q "$here/ociruntime" >/dev/null

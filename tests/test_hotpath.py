@@ -112,3 +112,30 @@ def test_init_and_exec_close_the_file_before_the_containers_code_can_see_them(tr
                                                                          repo=REPO)],
                          check=True, capture_output=True, text=True).stdout.split()
     assert out == ["closed", "False", "SourceFileLoader"]
+
+
+@pytest.mark.parametrize("content", ["other-python", "truncated"])
+def test_the_launcher_keeps_no_fd_on_a_hot_path_file_it_refuses(tmp_path, monkeypatch, content):
+    # a refused file (another Python's, a damaged one) means normal imports and no fd on it: a forked init would
+    # otherwise hold the file (0644, root's) open until the container's execve (init._close_hot_path_file closes
+    # only a file whose finder runs)
+    venv = os.path.join(REPO, ".venv")
+    launcher = os.path.join(venv, "bin", "ociruntime")
+    if not os.path.exists(launcher):
+        pytest.skip("no launcher: run make deps")
+    hot = tmp_path / "hot.bin"
+    if content == "other-python":
+        monkeypatch.setattr(mkhotpath.importlib.util, "MAGIC_NUMBER", b"\x00\x00\r\n")
+        hot.write_bytes(mkhotpath.build(REPO))
+    else:
+        hot.write_bytes(mkhotpath.build(REPO)[:20])
+    text = open(launcher).read().replace(os.path.join(venv, "ociruntime-hotpath.bin"), str(hot))
+    assert str(hot) in text and text.endswith("run_and_exit()\n")
+    text = text[:-len("run_and_exit()\n")] + (
+        "import os\nfor f in os.listdir('/proc/self/fd'):\n    try:\n        print(os.readlink('/proc/self/fd/' + f))\n"
+        "    except OSError:\n        pass\n")   # the listing's own fd is gone by then
+    alt = tmp_path / "ociruntime"
+    alt.write_text(text)
+    alt.chmod(0o755)
+    out = subprocess.run([str(alt)], check=True, capture_output=True, text=True).stdout
+    assert str(hot) not in out.split(), out

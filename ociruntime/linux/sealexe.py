@@ -30,12 +30,14 @@ import sys
 _BOOT = """import sys
 sys.path[:0] = %r
 if %r:
+    FD = -1
     try:
         import marshal, posix
         FD = posix.open(%r, posix.O_RDONLY | posix.O_CLOEXEC)
         exec(marshal.loads(posix.pread(FD, 65536, 8)), {"__name__": "ociruntime_hotpath", "FD": FD})
     except (OSError, ValueError, EOFError, TypeError):
-        pass
+        if FD >= 0:
+            posix.close(FD)
 from ociruntime.linux.sealexe import resume
 resume(%r, %d)
 """
