@@ -484,13 +484,18 @@ def _ptrace_capable_in(pidns: str) -> bool:
         try:
             if os.readlink(f"/proc/{name}/ns/pid") != target or os.readlink(f"/proc/{name}/ns/user") != user:
                 continue
-            with open(f"/proc/{name}/status", "rb") as f:
-                status = f.read()
+            tasks = os.listdir(f"/proc/{name}/task")
         except OSError:              # gone meanwhile, or a kernel thread
             continue
-        for line in status.splitlines():
-            if line[:3] == b"Cap" and int(line.partition(b":")[2], 16) & _CAP_SYS_PTRACE:
-                return True
+        for task in tasks:           # capabilities are per thread: /proc/PID/status shows the main thread's only
+            try:
+                with open(f"/proc/{name}/task/{task}/status", "rb") as f:
+                    status = f.read()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line[:3] == b"Cap" and int(line.partition(b":")[2], 16) & _CAP_SYS_PTRACE:
+                    return True
     return False
 
 

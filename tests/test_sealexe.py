@@ -276,3 +276,53 @@ os.waitpid(pid, 0)
                         'echo 1 > /proc/sys/vm/memfd_noexec && exec "$@"', "sh", sys.executable, "-IS", "-c", code],
                        capture_output=True, text=True, timeout=30, cwd="/")
     assert p.stdout.strip() == "ran", (p.stdout, p.stderr)
+
+
+# a process whose main thread drops CAP_SYS_PTRACE from every set while another thread keeps it (capabilities are
+# per thread): /proc/PID/status shows the main thread only
+_THREAD_KEEPS_PTRACE = """
+import ctypes, struct, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+threading.Thread(target=lambda: time.sleep(60), daemon=True).start()
+assert libc.prctl(24, 19, 0, 0, 0) == 0                  # PR_CAPBSET_DROP CAP_SYS_PTRACE
+hdr = ctypes.create_string_buffer(struct.pack("Ii", 0x20080522, 0), 8)
+data = ctypes.create_string_buffer(24)
+assert libc.syscall(125, hdr, data) == 0                 # capget (x86_64; see below)
+words = list(struct.unpack("6I", data.raw))
+for i in (0, 1, 2):                                      # effective, permitted, inheritable of the low word
+    words[i] &= ~(1 << 19)
+data = ctypes.create_string_buffer(struct.pack("6I", *words), 24)
+assert libc.syscall(126, hdr, data) == 0                 # capset
+print("dropped", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_thread_that_keeps_cap_sys_ptrace_behind_its_main_thread_is_seen():
+    import platform
+    if platform.machine() != "x86_64":
+        pytest.skip("the probe's capget/capset numbers are x86_64's")
+    p, ns = _in_new_pid_namespace(sys.executable, "-IS", "-c", _THREAD_KEEPS_PTRACE)
+    try:
+        deadline = __import__("time").monotonic() + 5
+        pid = None
+        while pid is None:           # the namespace's python, once its main thread has dropped the capability
+            for c in os.listdir("/proc"):
+                try:
+                    if c.isdigit() and os.readlink(f"/proc/{c}/ns/pid") == os.readlink(ns) and \
+                            len(os.listdir(f"/proc/{c}/task")) == 2:
+                        with open(f"/proc/{c}/status") as f:
+                            bnd = next(ln for ln in f if ln.startswith("CapBnd:"))
+                        if not int(bnd.split()[1], 16) >> 19 & 1:
+                            pid = c
+                except OSError:
+                    pass
+            assert __import__("time").monotonic() < deadline, "the probe never dropped the capability"
+        kept = []
+        for t in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{t}/status") as f:
+                kept += [t for ln in f if ln.startswith("CapBnd:") and int(ln.split()[1], 16) >> 19 & 1]
+        assert kept, "no thread kept the capability: this run proves nothing"
+        assert launch._ptrace_capable_in(ns) is True
+    finally:
+        _stop(p)
