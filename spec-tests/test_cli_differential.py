@@ -8,8 +8,13 @@ Deliberate differences (not asserted here, reason beside each):
 * `ociVersion` in state/list/spec/features: the spec version each runtime implements (runtime.md `state`);
 * an id starting with `-` is refused (runc accepts it after `--`): any other command line would read it as a flag;
 * `kill` also takes RTMIN/RTMAX[+-N] names (kill(1)'s syntax), which runc 1.1.5 refuses as unknown signals;
-* `exec -t` without --console-socket relays through a pty of its own even when our stdin is not a terminal (runc
-  fails with "open /dev/tty");
+* `exec -t`, and `run` of a config with a terminal, without --console-socket relay through a pty of their own even
+  when our stdin is not a terminal (runc fails with "open /dev/tty");
+* `exec -g A --additional-gids B` takes both (runc: "Cannot use two forms of the same flag", a urfave/cli quirk);
+* a process whose environment has no PATH finds its program on execvp's default path (config.md: args[0] has
+  execvp's semantics); runc fails with "executable file not found in $PATH";
+* an explicit `--root` is made by the first `create`, not by every command (runc makes it on `list`, `state`... too:
+  a read-only command leaves no directory behind); a user's $XDG_RUNTIME_DIR default is made by any, as runc's;
 * `--version` has runc's first three lines (version, commit: the package version as Debian's runc prints, spec),
   not its go/libseccomp lines.
 """
