@@ -15,6 +15,8 @@ Deliberate differences (not asserted here, reason beside each):
   execvp's semantics); runc fails with "executable file not found in $PATH";
 * an explicit `--root` is made by the first `create`, not by every command (runc makes it on `list`, `state`... too:
   a read-only command leaves no directory behind); a user's $XDG_RUNTIME_DIR default is made by any, as runc's;
+* `update --pids-limit 0` sets pids.max to 0 (config-linux.md: 0 is a valid limit and SHOULD be treated as such);
+  runc 1.1.5 takes 0 as "unchanged";
 * `--version` has runc's first three lines (version, commit: the package version as Debian's runc prints, spec),
   not its go/libseccomp lines.
 """
@@ -320,6 +322,13 @@ def test_exec_no_new_privs_false_clears_the_configs(rt, bundle, ctr):
     assert _status_field(rt("exec", ctr, "cat", "/proc/self/status").stdout, "NoNewPrivs") == "1"
     p = rt("exec", "--no-new-privs=false", ctr, "cat", "/proc/self/status")
     assert _status_field(p.stdout, "NoNewPrivs") == "0"
+
+
+@pytest.mark.parametrize("size, ok", [("512m", True), ("1.5g", True), ("1 GiB", True), ("-1", True),
+                                      (" 1g", False), ("1g ", False), ("-2", False), ("1x", False)])
+def test_update_memory_sizes_as_go_units_reads_them(rt, bundle, ctr, size, ok):
+    rt("run", "--detach", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
+    assert rt("update", "--memory", size, ctr, check=False).returncode == (0 if ok else 1)
 
 
 # --- events ---------------------------------------------------------------------------------------------------

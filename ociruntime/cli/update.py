@@ -72,9 +72,9 @@ _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 
 def parse_ram(s: str) -> int:
     """docker/go-units RAMInBytes: `1024`, `512m`, `1.5g`, `2GiB`, `100 kb` (binary units); `-1` = unlimited."""
     import re
-    if s.strip() == "-1":
+    if s == "-1":
         return -1
-    m = re.fullmatch(r"(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?", s.strip())
+    m = re.fullmatch(r"(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?", s)     # untrimmed, as go-units' regexp
     if not m:
         raise ValueError(f"invalid size: {s!r}")
     return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
