@@ -206,6 +206,13 @@ def test_usage_errors_exit_1(rt, argv):
     assert rt(*argv, check=False).returncode == 1
 
 
+def test_flags_take_one_or_two_dashes_long_or_short(rt):
+    # Go's flag package: -flag and --flag are the same, for short names too
+    for argv in (["list", "-quiet"], ["list", "--q"], ["list", "-q"], ["-root", rt.root, "list", "-q"]):
+        assert rt(*argv).stdout == "", argv
+    assert rt("list", "--f", "json").stdout == rt("list", "-format=json").stdout == "null\n"
+
+
 def test_boolean_flag_values_are_read_as_gos_parsebool(rt):
     assert rt("list", "--quiet=F").stdout.startswith("ID ")            # F is false: the table, not the ids
     assert rt("list", "-q=1").stdout == ""

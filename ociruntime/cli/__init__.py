@@ -107,6 +107,7 @@ def parse(options, argv, *, nargs=(0, None), stop_at_first_arg=False, interspers
         by_name["-" + o.name.lstrip("-")] = o       # runc accepts -root as well as --root
         if o.short:
             by_name[o.short] = o
+            by_name["-" + o.short] = o               # and --q as well as -q (Go's flag: one or two dashes)
     opts = {o.key: ([] if o.repeat else o.default) for o in options}
     pos = []
     i = 0
