@@ -81,6 +81,46 @@ def test_a_paused_created_container_is_paused_until_resumed_then_starts(rt, bund
     assert _status(rt, ctr) == "running"
 
 
+@pytest.mark.parametrize("argv, status", [
+    (["state"], 1), (["start"], 1), (["kill"], 1), (["delete"], 1), (["delete", "--force"], 0), (["pause"], 1),
+    (["resume"], 1), (["ps"], 1), (["exec", "ID", "true"], 255), (["events", "--stats"], 1),
+    (["update", "--pids-limit", "10"], 1)], ids=lambda a: " ".join(a) if isinstance(a, list) else str(a))
+def test_every_command_on_an_unknown_id_exits_as_runc(rt, argv, status):
+    argv = [a.replace("ID", "nosuch") for a in argv] if "ID" in argv else argv + ["nosuch"]
+    assert rt(*argv, check=False).returncode == status
+
+
+# what each command exits with in each status, as runc 1.1.5 did in the sweep (commands that change the status are
+# the lifecycle tests' business); ID is the container
+MATRIX = {
+    "created": [(["resume", "ID"], 1), (["exec", "ID", "true"], 0), (["ps", "ID"], 0), (["kill", "ID", "0"], 0),
+                (["update", "--pids-limit", "10", "ID"], 0), (["events", "--stats", "ID"], 0)],
+    "running": [(["start", "ID"], 1), (["resume", "ID"], 1), (["delete", "ID"], 1), (["exec", "ID", "true"], 0),
+                (["ps", "ID"], 0), (["kill", "ID", "0"], 0), (["update", "--pids-limit", "10", "ID"], 0)],
+    "paused": [(["start", "ID"], 1), (["pause", "ID"], 1), (["delete", "ID"], 1), (["exec", "ID", "true"], 255),
+               (["ps", "ID"], 0), (["kill", "ID", "0"], 0), (["update", "--pids-limit", "10", "ID"], 0)],
+    "stopped": [(["start", "ID"], 1), (["pause", "ID"], 1), (["resume", "ID"], 1), (["exec", "ID", "true"], 255),
+                (["kill", "ID"], 1), (["kill", "--all", "ID", "KILL"], 0), (["ps", "ID"], 0),
+                (["update", "--pids-limit", "10", "ID"], 1), (["events", "--stats", "ID"], 1)],
+}
+
+
+@pytest.mark.parametrize("status", list(MATRIX))
+def test_exit_codes_of_each_command_in_each_status(rt, bundle, ctr, status):
+    rt("create", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
+    if status in ("running", "paused"):
+        rt("start", ctr)
+    if status == "paused":
+        rt("pause", ctr)
+    if status == "stopped":
+        rt("kill", ctr, "KILL")
+        _stopped(rt, ctr)
+    got = {" ".join(argv): rt(*[a.replace("ID", ctr) for a in argv], check=False).returncode
+           for argv, _ in MATRIX[status]}
+    assert got == {" ".join(argv): want for argv, want in MATRIX[status]}
+    assert _status(rt, ctr) == status
+
+
 def test_pause_and_resume_twice_fail_on_a_running_container(rt, bundle, ctr):
     rt("run", "--detach", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
     rt("pause", ctr)
