@@ -305,10 +305,10 @@ def test_a_users_default_root_is_made_in_xdg_runtime_dir_0700_and_sticky(rt):
 
 # --- exec's process -------------------------------------------------------------------------------------------
 def test_exec_env_replaces_a_variable_in_place_and_appends_new_ones(rt, bundle, ctr):
-    bundle.config["process"]["env"] = ["PATH=/bin:/usr/bin", "TERM=xterm"]
+    bundle.config["process"]["env"] = ["PATH=/bin:/usr/bin", "TERM=xterm", "A=1", "A=2"]
     rt("run", "--detach", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
-    out = rt("exec", "-e", "X=1", "-e", "PATH=/bin", ctr, "env").stdout.split()
-    assert out[:3] == ["PATH=/bin", "TERM=xterm", "X=1"]
+    out = rt("exec", "-e", "X=1", "-e", "PATH=/bin", "-e", "A=3", ctr, "env").stdout.split()
+    assert out[:4] == ["PATH=/bin", "TERM=xterm", "A=3", "X=1"]
 
 
 @pytest.mark.parametrize("argv", [["-e", "NOVAL"], ["--cwd", "tmp"]], ids=["env without =", "relative cwd"])

@@ -109,23 +109,15 @@ def _checked(p, path: str):
 
 
 def _merge_env(env, extra) -> tuple:
-    """The config's environment with each --env KEY=VALUE applied in order, as runc's exec: a KEY already set keeps
-    its place and takes the new value, a new KEY is appended. An entry without '=' is refused (runc: "invalid
-    environment variable")."""
+    """The config's environment with the --env KEY=VALUE entries appended, as runc's exec: init keeps a KEY at its
+    first place with its last value (a KEY set by the config takes the new value in its place, a new one comes
+    last). An entry without '=' is refused (runc: "invalid environment variable")."""
     from ..errors import RuntimeErr
-    out, where = list(env), {}
-    for i, kv in enumerate(out):
-        where.setdefault(kv.partition("=")[0], i)
     for kv in extra:
         key, eq, _ = kv.partition("=")
         if not eq or not key:
             raise RuntimeErr(f"invalid environment variable {kv!r}: expected KEY=VALUE")
-        if key in where:
-            out[where[key]] = kv
-        else:
-            where[key] = len(out)
-            out.append(kv)
-    return tuple(out)
+    return tuple(env) + tuple(extra)
 
 
 def run(g, o, args):
