@@ -77,6 +77,8 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
     _check_supported(cfg, g)
     if cfg.process.terminal and o.console_socket is None and o.console_fd is None:
         raise ConfigError("process.terminal", "is true but no --console-socket was given to receive the pty master")
+    if not cfg.process.terminal and o.console_socket is not None:       # runc's checkTerminal
+        raise ConfigError("process.terminal", "is false: --console-socket cannot be used without a terminal")
     st = ContainerState.new(g.root, cid, {
         "pid": 0, "creating": True, "bundle": bundle, "rootfs": cfg.root_path, "ociVersion": cfg.oci_version,
         "created": _rfc3339_now(), "annotations": cfg.annotations})

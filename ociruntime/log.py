@@ -24,15 +24,25 @@ class Logger:
                 path, self.path = self.path, None
                 raise SyscallError("open", path, e.errno) from None
 
+    def _line(self, level: str, msg: str, fields: dict | None) -> str:
+        if self.fmt == "json":
+            from .fastjson import dumps
+            return dumps({"level": level, "msg": msg, "time": _now(), **(fields or {})})
+        return f'time="{_now()}" level={level} msg="{msg}"' + "".join(
+            f' {k}="{v}"' if " " in str(v) else f" {k}={v}" for k, v in (fields or {}).items())
+
+    def _stderr(self, level: str, msg: str, plain: str, fields: dict | None = None):
+        """What goes to stderr: our one plain line, or, with --log-format json and no --log, the JSON line runc
+        writes there (its log goes to stderr then, in the format asked for; text stays our plain line)."""
+        if self.fmt == "json" and not self.path:
+            sys.stderr.write(self._line(level, msg, fields) + "\n")
+        else:
+            sys.stderr.write(plain)
+
     def _write(self, level: str, msg: str, fields: dict | None = None):
         if not self.path:
             return
-        if self.fmt == "json":
-            from .fastjson import dumps
-            line = dumps({"level": level, "msg": msg, "time": _now(), **(fields or {})})
-        else:
-            line = f'time="{_now()}" level={level} msg="{msg}"' + "".join(
-                f' {k}="{v}"' if " " in str(v) else f" {k}={v}" for k, v in (fields or {}).items())
+        line = self._line(level, msg, fields)
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
@@ -46,19 +56,19 @@ class Logger:
         if self.debug_on:
             self._write("debug", msg)
             if not self.path:
-                sys.stderr.write(f"ociruntime: debug: {msg}\n")
+                self._stderr("debug", msg, f"ociruntime: debug: {msg}\n")
 
     def info(self, msg: str):
         self._write("info", msg)
 
     def warn(self, msg: str):
         self._write("warning", msg)
-        sys.stderr.write(f"ociruntime: warning: {msg}\n")
+        self._stderr("warning", msg, f"ociruntime: warning: {msg}\n")
 
     def error(self, msg: str):
         """The one line a failed command prints: stderr, and --log."""
         self._write("error", msg)
-        sys.stderr.write(f"ociruntime: {msg}\n")
+        self._stderr("error", msg, f"ociruntime: {msg}\n")
 
     def steps(self, who: str):
         """--debug's step trace of one process (create, init, start, exec, delete...): `step = log.steps("create")`,
@@ -68,9 +78,10 @@ class Logger:
 
     def step(self, who: str, name: str, ms: float, cpu_ms: float):
         msg = f"{who}: {name} ({ms:.2f} ms, CPU {cpu_ms:.2f} ms)"
-        self._write("debug", msg, {"process": who, "step": name, "ms": round(ms, 3), "cpu_ms": round(cpu_ms, 3)})
+        fields = {"process": who, "step": name, "ms": round(ms, 3), "cpu_ms": round(cpu_ms, 3)}
+        self._write("debug", msg, fields)
         if not self.path:
-            sys.stderr.write(f"ociruntime: debug: {msg}\n")
+            self._stderr("debug", msg, f"ociruntime: debug: {msg}\n", fields)
 
 
 class Steps:

@@ -391,3 +391,31 @@ def test_events_stats_keys_are_in_runcs_order(rt, bundle, ctr):
         assert cpuset[:3] == ["cpus", "cpu_exclusive", "mems"]
     raw = list(ev["data"]["memory"].get("raw") or {})
     assert raw == sorted(raw)
+
+
+def test_create_refuses_a_console_socket_for_a_process_without_a_terminal(rt, bundle, ctr, tmp_path):
+    # runc's checkTerminal: "cannot use console socket if runc will not detach or allocate tty", status 1
+    bundle.config["process"]["terminal"] = False
+    p = rt("create", "--console-socket", str(tmp_path / "console.sock"), "--bundle",
+           bundle.set_args("true").write(), ctr, check=False)
+    assert p.returncode == 1, p.stderr
+    assert rt("state", ctr, check=False).returncode == 1      # nothing was made
+
+
+@pytest.mark.parametrize("entry", ["NOVAL", "=value"])
+def test_an_environment_entry_that_is_not_name_equals_value_fails_the_container(rt, bundle, ctr, entry):
+    # runc: "invalid environment variable" from init, status 1 (ociruntime refuses it at create, naming process.env)
+    bundle.config["process"]["env"].append(entry)
+    p = rt("run", "--bundle", bundle.set_args("true").write(), ctr, check=False)
+    assert p.returncode == 1, p.stderr
+    assert rt("state", ctr, check=False).returncode == 1
+
+
+def test_with_log_format_json_and_no_log_the_error_is_a_json_line_on_stderr(rt):
+    # runc's log goes to stderr when there is no --log, in the format asked for: one {"level","msg","time"} line
+    p = rt("--log-format", "json", "state", "no-such-container", check=False)
+    assert p.returncode == 1
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1, p.stderr
+    doc = json.loads(lines[0])
+    assert doc["level"] == "error" and "does not exist" in doc["msg"] and doc["time"]

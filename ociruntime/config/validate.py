@@ -306,6 +306,12 @@ def _process(doc, ctx):
         yield "process.args", "at least one entry is required"
     if not proc["cwd"].startswith("/"):
         yield "process.cwd", "must be absolute"
+    for i, entry in enumerate(proc.get("env", ())):      # environ's NAME=value (runc: invalid environment variable)
+        name, eq, value = entry.partition("=")
+        if not eq or not name:
+            yield f"process.env[{i}]", f"{entry!r} is not NAME=value"
+        elif "\0" in entry:
+            yield f"process.env[{i}]", f"{name!r} holds a NUL byte"
     seen = {}
     for i, rl in enumerate(proc.get("rlimits", ())):
         if rl["type"] in seen:
