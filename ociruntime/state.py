@@ -90,7 +90,7 @@ class ContainerState:
             try:
                 os.mkdir(st.dir, 0o711)
             except FileNotFoundError:
-                os.makedirs(root, mode=0o711, exist_ok=True)
+                os.makedirs(root, mode=0o700, exist_ok=True)   # runc: the root 0700, each container 0711
                 os.mkdir(st.dir, 0o711)
         except FileExistsError:
             raise StateError(f"container with id exists: {cid}") from None

@@ -419,3 +419,10 @@ def test_with_log_format_json_and_no_log_the_error_is_a_json_line_on_stderr(rt):
     assert len(lines) == 1, p.stderr
     doc = json.loads(lines[0])
     assert doc["level"] == "error" and "does not exist" in doc["msg"] and doc["time"]
+
+
+def test_create_makes_the_root_0700_and_the_containers_directory_0711(rt, bundle, ctr):
+    # runc 1.1.5: MkdirAll(root, 0700), the container's directory 0711 (ids are not listed to other users)
+    rt("create", "--bundle", bundle.set_args("true").write(), ctr)
+    assert os.stat(rt.root).st_mode & 0o7777 == 0o700
+    assert os.stat(os.path.join(rt.root, ctr)).st_mode & 0o7777 == 0o711
