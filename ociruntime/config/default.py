@@ -1,4 +1,8 @@
-"""The default config.json `ociruntime spec` writes: runc's example, with this runtime's spec version."""
+"""The default config.json `ociruntime spec` writes: runc 1.1.5's example, with three deliberate differences besides
+this runtime's spec version: the hostname is "ociruntime"; a cgroup namespace is among the namespaces (runc 1.2's
+default has one too: the container sees its own cgroup as /); and no ambient set. runc lists its three capabilities
+as ambient without making them inheritable, which the kernel refuses to raise: runc ignores that silently, we warn
+(config.md: a capability that cannot be granted is worth a warning), and our own default should run clean."""
 from .. import SPEC_VERSION
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
