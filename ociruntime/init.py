@@ -6,7 +6,7 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
     stage 1 (the forked child, still in the runtime's namespaces; it imports no more than this needs)
       0  oomScoreAdj                      with the host's ids, still dumpable (see _early_oom_score_adj)
       1  non-dumpable                     before anything of ours can be seen from inside the container (init
-                                          inherits it across fork)
+                                          inherits it across fork); command line "ociruntime init"
       2  move our fds out of the way      the --preserve-fds range 3..3+N-1 stays for the container
       2a open with the host's rights      the exec FIFO
       3  join namespaces given by path    setns, user first
@@ -143,6 +143,7 @@ def _stage1(a: InitArgs):
     step = _steps(a, "create child")
     _early_oom_score_adj(cfg.process.oom_score_adj)              # 0
     sc.set_dumpable(False)                                       # 1
+    _hide_command_line()
     if lx.namespace("user"):      # as root of a user namespace, the runtime's files may be unreadable (/root)
         preload(cfg)                                             # 8, early
         step("8 modules imported (early: user namespace)")
@@ -186,6 +187,28 @@ def _stage1(a: InitArgs):
         sync.send(a.sock, sync.PID, str(os.getpid()))
     step.done()
     _stage2(a, _steps(a, "init"))
+
+
+def _hide_command_line() -> None:
+    """Step 1: our command line becomes "ociruntime init", as runc's init shows "runc init". /proc/<pid>/cmdline is
+    readable by whoever sees the pid, non-dumpable or not: the container (an exec into a created container, a
+    process watching exec's) would read the host's paths of the interpreter, the launcher, --root and the bundle,
+    and `ps` would list them. The bytes are rewritten in place (the argument area keeps its size, NUL-padded)
+    through /proc/self/mem; best effort."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])     # arg_start, arg_end (proc(5) fields 48 and 49)
+        title = b"ociruntime\0init\0"
+        if end - start < len(title):
+            return
+        fd = os.open("/proc/self/mem", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            os.pwrite(fd, title.ljust(end - start, b"\0"), start)
+        finally:
+            os.close(fd)
+    except (OSError, ValueError, IndexError):
+        pass
 
 
 def _early_oom_score_adj(v) -> None:
@@ -644,7 +667,8 @@ def exec_main(a: ExecArgs) -> None:
     """Entry of the child forked by `ociruntime exec`. Never returns.
 
       0  oomScoreAdj                     with the host's ids, still dumpable (as create: _early_oom_score_adj)
-      1  non-dumpable                    before we are visible inside the container (CVE-2019-5736 class)
+      1  non-dumpable                    before we are visible inside the container (CVE-2019-5736 class);
+                                         command line "ociruntime init" (no host path in /proc/<pid>/cmdline)
       2  import what the sequence needs, move our fds out of the way
       3  join every namespace of init that differs from ours (user first, mnt last: it switches our root)
       4  fork                            pid/time namespaces apply to children; the intermediate reports and exits
@@ -658,6 +682,7 @@ def exec_main(a: ExecArgs) -> None:
         step = _steps(a, "exec child")
         _early_oom_score_adj(a.process.oom_score_adj)                # 0
         sc.set_dumpable(False)                                       # 1
+        _hide_command_line()
         preload(a.cfg, for_exec=True)                                # 2
         _move_own_fds(a)
         step("1-2 non-dumpable, modules imported, fds moved")

@@ -661,3 +661,16 @@ def test_without_executable_memfds_create_fails_closed_instead_of_execing_direct
                         "run", "--bundle", bundle.path, cid], capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and "vm.memfd_noexec" in p.stderr, p.stderr
     assert not os.listdir(runtime.root) if os.path.isdir(runtime.root) else True
+
+
+def test_a_created_containers_init_shows_no_host_path_in_its_command_line(runtime, bundle, cid):
+    # /proc/<pid>/cmdline is readable by whoever sees the pid, non-dumpable or not: until `start`, init's would name
+    # the host's interpreter, launcher, --root and bundle to the container (and to `ps`). runc's reads "runc init".
+    runtime("create", "--bundle", bundle.set_args("true").write(), cid)
+    with open(f"/proc/{runtime.state(cid)['pid']}/cmdline", "rb") as f:
+        host_view = [w for w in f.read().split(b"\0") if w]
+    inside = runtime("exec", cid, "cat", "/proc/1/cmdline").stdout.encode()
+    assert host_view[1:] == [b"init"] and len(host_view) == 2, host_view
+    assert [w for w in inside.split(b"\0") if w] == host_view
+    assert bundle.path.encode() not in inside and runtime.root.encode() not in inside
+    runtime("start", cid)
