@@ -175,9 +175,9 @@ class ContainerState:
         return "running"
 
     def frozen(self) -> bool:
-        """The container's cgroup is frozen. Reads the freezer file named by the stored cgroup facts itself (v2
-        cgroup.freeze, v1 freezer.state): loading the cgroup drivers would add ~2 ms to every `start`, which asks
-        for the status of a created container."""
+        """The container's cgroup is frozen (paused). Reads the freezer files named by the stored cgroup facts
+        itself (v2 cgroup.freeze, v1 freezer.state and freezer.self_freezing): loading the cgroup drivers would add
+        ~2 ms to every `start`, which asks for the status of a created container."""
         cg = self.facts.get("cgroup")
         if not cg:
             return False
@@ -196,9 +196,19 @@ class ContainerState:
                 return False
         try:
             with open(path, "rb") as f:
-                return f.read(len(frozen)) == frozen
+                if f.read(len(frozen)) != frozen:
+                    return False
         except OSError:
             return False
+        if frozen == b"FROZEN":
+            # v1: every descendant of a frozen cgroup reads FROZEN; as runc's freezer GetState, only a cgroup frozen
+            # itself (freezer.self_freezing 1; a kernel without that file: FROZEN is all we know) is paused
+            try:
+                with open(path.rpartition("/")[0] + "/freezer.self_freezing", "rb") as f:
+                    return f.read(1) != b"0"
+            except OSError:
+                return True
+        return True
 
     def oci_state(self) -> dict:
         """The runtime-spec state document (runtime.md "State")."""

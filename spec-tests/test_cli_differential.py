@@ -426,3 +426,50 @@ def test_create_makes_the_root_0700_and_the_containers_directory_0711(rt, bundle
     rt("create", "--bundle", bundle.set_args("true").write(), ctr)
     assert os.stat(rt.root).st_mode & 0o7777 == 0o700
     assert os.stat(os.path.join(rt.root, ctr)).st_mode & 0o7777 == 0o711
+
+
+def test_a_container_frozen_only_by_an_ancestor_cgroup_is_running(rt, bundle, ctr):
+    # cgroup v1: freezer.state reads FROZEN in every descendant of a frozen cgroup; runc's freezer GetState calls
+    # that thawed unless freezer.self_freezing is 1 (the container itself was paused)
+    from conftest import CGROUP_PARENT, V2, cgroup_dir, own_cgroup_dirs
+    if V2 or "freezer" not in own_cgroup_dirs():
+        pytest.skip("the cgroup v1 freezer's descendants (cgroup v2's cgroup.freeze is per cgroup)")
+    import time
+    import uuid as _uuid
+    parent = f"{CGROUP_PARENT}-{_uuid.uuid4().hex[:8]}"
+    bundle.config["linux"]["cgroupsPath"] = f"{parent}/child"
+    freezer = os.path.join(cgroup_dir("freezer", parent), "freezer.state")
+    try:
+        rt("run", "--detach", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
+        with open(freezer, "w") as f:
+            f.write("FROZEN")
+        time.sleep(0.1)
+        assert _status(rt, ctr) == "running"
+        with open(freezer, "w") as f:
+            f.write("THAWED")
+        rt("pause", ctr)
+        assert _status(rt, ctr) == "paused"
+        rt("resume", ctr)
+    finally:
+        try:
+            with open(freezer, "w") as f:
+                f.write("THAWED")
+        except OSError:
+            pass
+        rt("delete", "--force", ctr, check=False)
+        reap()
+        left = []
+        for base in own_cgroup_dirs().values():           # runc leaves the parent; so may we
+            d = os.path.join(base, parent)
+            for _ in range(50):                          # a child cgroup may still be going away
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as e:
+                    err = e
+                    time.sleep(0.02)
+            else:
+                left.append(f"{d}: {err}")
+        assert not left, left
