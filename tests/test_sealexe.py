@@ -326,3 +326,25 @@ def test_a_thread_that_keeps_cap_sys_ptrace_behind_its_main_thread_is_seen():
         assert launch._ptrace_capable_in(ns) is True
     finally:
         _stop(p)
+
+
+def test_a_failure_to_rebuild_the_arguments_reaches_the_parent_as_one_error(tmp_path):
+    # before run_child there is no init to report through: resume itself sends ERR over the sync socket and exits 1
+    from ociruntime import sync
+    parent, child = sync.pair()
+    data = os.memfd_create("args", 0)
+    os.write(data, marshal.dumps(("InitArgs", {"sock": child.fileno(), "cfg": ("x", "os", "system", [])}, {}, [])))
+    os.lseek(data, 0, os.SEEK_SET)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            sealexe.resume("main", data)
+        finally:
+            os._exit(99)
+    child.close()
+    os.close(data)
+    _, status = os.waitpid(pid, 0)
+    tag, payload = sync.recv_or_eof(parent)
+    parent.close()
+    assert os.waitstatus_to_exitcode(status) == 1
+    assert tag == sync.ERR and payload.startswith("sealed interpreter: ") and "\n" not in payload, payload

@@ -92,22 +92,50 @@ def resume(entry: str, data: int) -> None:
         os.write_file("/proc/self/comm", b"ociruntime")   # as the launcher's (execveat of an fd named us "N")
     except OSError:
         pass
-    chunks = []
-    while chunk := os.read(data, 1 << 16):
-        chunks.append(chunk)
-    os.close(data)
-    name, state, keep, modules = marshal.loads(b"".join(chunks))
-    _import_all(modules)
-    state = unflatten(state)
-    for fd, inheritable in keep.items():
-        os.set_inheritable(fd, inheritable)
-    for k in ("sock", "listener"):
-        if state.get(k) is not None:
-            state[k] = _socket.socket(fileno=state[k])
-    args = getattr(initargs, name)()
-    for k, v in state.items():
-        setattr(args, k, v)
+    sock = None
+    try:
+        chunks = []
+        while chunk := os.read(data, 1 << 16):
+            chunks.append(chunk)
+        os.close(data)
+        name, state, keep, modules = marshal.loads(b"".join(chunks))
+        sock = state.get("sock")             # the fd, for an error below
+        _import_all(modules)
+        state = unflatten(state)
+        for fd, inheritable in keep.items():
+            os.set_inheritable(fd, inheritable)
+        for k in ("sock", "listener"):
+            if state.get(k) is not None:
+                state[k] = _socket.socket(fileno=state[k])
+        args = getattr(initargs, name)()
+        for k, v in state.items():
+            setattr(args, k, v)
+    except BaseException as e:  # noqa: BLE001 — one error line to the parent, as any failure of the child
+        _fail(sock, e)
     initargs.run_child(entry, args)
+
+
+def _fail(sock, e) -> None:
+    """Report a failure to rebuild the arguments over the sync socket (fd `sock`), else on stderr; exit 1."""
+    msg = f"sealed interpreter: {e}"
+    try:
+        from .. import sync
+        from ..errors import describe
+        msg = f"sealed interpreter: {describe(e)}"
+        sync.send(_socket_of(sock), sync.ERR, msg)
+    except BaseException:  # noqa: BLE001
+        try:
+            sys.stderr.write(f"ociruntime: {msg}\n")
+        except BaseException:  # noqa: BLE001
+            pass
+    os._exit(1)
+
+
+def _socket_of(fd):
+    import _socket
+    if not isinstance(fd, int):
+        raise ValueError("no sync socket")
+    return _socket.socket(fileno=fd)
 
 
 def _import_all(names) -> None:
