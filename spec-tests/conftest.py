@@ -195,6 +195,14 @@ class Bundle:
         return self.path
 
 
+def without_mount_ns(bundle):
+    """The container shares the runtime's mount namespace (config-linux.md: it inherits it)."""
+    bundle.config["linux"]["namespaces"] = [n for n in bundle.config["linux"]["namespaces"] if n["type"] != "mount"]
+    for key in ("maskedPaths", "readonlyPaths"):     # refused without one (they would mask the host's), as runc
+        bundle.config["linux"].pop(key, None)
+    return bundle
+
+
 @pytest.fixture
 def bundle(tmp_path):
     return Bundle(tmp_path / "bundle")

@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from conftest import without_mount_ns
+
 
 def mountinfo_line(text, point):
     """The optional fields (shared:N, master:N, unbindable) of the mount at `point` in a mountinfo dump."""
@@ -101,13 +103,6 @@ def test_read_only_dev_is_populated_then_made_read_only_as_runc(runtime, bundle,
 
 
 # --- no mount namespace: the container MUST inherit the runtime's (config-linux.md) ------------------------------
-
-def without_mount_ns(bundle):
-    bundle.config["linux"]["namespaces"] = [n for n in bundle.config["linux"]["namespaces"] if n["type"] != "mount"]
-    for key in ("maskedPaths", "readonlyPaths"):     # refused without one (they would mask the host's), as runc
-        bundle.config["linux"].pop(key, None)
-    return bundle
-
 
 def own_mounts():
     with open("/proc/self/mountinfo") as f:

@@ -23,7 +23,7 @@ import uuid
 
 import pytest
 
-from conftest import EXE, SECCOMP_ARCH, Bundle, reap
+from conftest import EXE, SECCOMP_ARCH, Bundle, reap, without_mount_ns
 
 # /proc/<pid>/stat's comm of every runtime process that enters a container (runc's init names itself, nsexec.c)
 RUNTIME_COMM = "(runc:[2:INIT])" if os.path.basename(EXE) == "runc" else "(%s)" % os.path.basename(EXE)[:15]
@@ -182,13 +182,19 @@ def test_runtime_seen_inside_during_exec_cannot_be_opened_through_proc(runtime, 
     assert host_binaries() == before
 
 
-def test_runtime_seen_inside_during_exec_has_no_host_cwd_or_root_for_a_ptrace_capable_process(runtime, bundle, cid):
+@pytest.mark.parametrize("mount_ns", [True, False], ids=["", "no-mount-namespace"])
+def test_runtime_seen_inside_during_exec_has_no_host_cwd_or_root_for_a_ptrace_capable_process(runtime, bundle, cid,
+                                                                                              mount_ns):
     # CAP_SYS_PTRACE (no user namespace) passes the ptrace check on the non-dumpable runtime, so its environ, mem and
     # fds open (for runc's init too); what must not be there is a host directory: every process of the runtime the
     # container can see must already have the container's root and cwd (the attacker lists its cwd). exec's child was
     # born in the container's pid namespace before it joined the mount namespace: for a few ms its cwd was the host
-    # directory the runtime was started in (launch._exec_pidns).
+    # directory the runtime was started in (launch._exec_pidns). Without a mount namespace the container is
+    # chroot'ed in ours: a host cwd there would be a way out of the chroot (the sealed path's intermediate chroots
+    # before it forks the process the container sees).
     grant_sys_ptrace(bundle)
+    if not mount_ns:
+        without_mount_ns(bundle)
     attacker = Attacker(runtime, bundle, cid)
     inside = set(os.listdir(bundle.rootfs)) | {".", "..", "stop"}
     for _ in range(EXEC_ROUNDS):
