@@ -554,9 +554,11 @@ def wait_gone(pid: int, timeout: float) -> bool:
 
 
 def exec_process(g, st: ContainerState, process, *, console_socket=None, console_fd=None, pid_file=None,
-                 preserve_fds=0) -> int:
-    """Start `process` in the running container `st`. Returns the new process's host pid once it has exec'd."""
+                 preserve_fds=0, sub_cgroups=None) -> int:
+    """Start `process` in the running container `st`. Returns the new process's host pid once it has exec'd.
+    sub_cgroups: exec --cgroup's {controller or "": path}, existing sub-cgroups of the container's to run it in."""
     step = g.log.steps("exec")
+    sub_dirs = _sub_cgroup_dirs(st.facts.get("cgroup"), sub_cgroups) if sub_cgroups else None
     from .config import model
     cfg, _ = model.load(st.facts["bundle"], validate=False)
     step("config.json loaded")
@@ -578,7 +580,7 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
                                  console_ours=console_ours,
                                  preserve_fds=_preserved_fds(preserve_fds or 0), cid=st.id, cfg=cfg_for_preload,
                                  debug=g.debug)
-        fork = _Fork(_birth_cgroup(st.facts.get("cgroup"), process))
+        fork = _Fork(None if sub_dirs else _birth_cgroup(st.facts.get("cgroup"), process))
         step("ready to fork")
         # then the child re-execs first, before it joins
         args.seal = needs_sealed_interpreter(cfg, process, pidns=f"/proc/{st.pid}/ns/pid")
@@ -619,6 +621,9 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
         if mgr is not None and not (warm and (exec_pid == pid or fork.placed)):   # else placed already
             _or_child_error(parent_sock, lambda: mgr.apply(exec_pid))
             step("the process placed in the cgroups")
+        if sub_dirs:
+            _or_child_error(parent_sock, lambda: _enter_sub_cgroups(sub_dirs, exec_pid))
+            step("the process placed in the sub-cgroups (--cgroup)")
         if st.facts.get("intelRdt"):   # the exec'd process shares the container's cache/bandwidth allocation
             from .linux import intelrdt
             intelrdt.add_task(st.facts["intelRdt"], exec_pid)
@@ -640,6 +645,44 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
     except BaseException:
         rollback(undo)
         raise
+
+
+def _sub_cgroup_dirs(cgroup: dict | None, subs: dict) -> list:
+    """exec --cgroup (runc 1.1): the directories, below the container's, to put the process in: {"": path} for all
+    of its hierarchies (cgroup v2: its one directory), {controller: path} for those controllers' hierarchies (the
+    others keep the container's). Each must exist and stay below the container's cgroup."""
+    from .linux import cgroups
+    if not cgroup:
+        raise RuntimeErr("--cgroup: the container has no cgroup")
+    paths = cgroups.manager_from_state(cgroup).paths        # {controller: dir}; cgroup v2: {"": dir}
+    v2 = set(paths) == {""}
+    chosen = {}
+    for ctrl, sub in subs.items():
+        if ctrl == "":
+            bases = set(paths.values())
+        elif v2:
+            raise RuntimeErr(f"--cgroup {ctrl}:{sub}: on cgroup v2 the only form is --cgroup PATH")
+        elif ctrl in paths:
+            bases = {paths[ctrl]}
+        else:
+            raise RuntimeErr(f"--cgroup {ctrl}:{sub}: the container has no {ctrl!r} controller")
+        for base in bases:
+            d = os.path.normpath(os.path.join(base, sub.lstrip("/")))
+            if d != base and not d.startswith(base + "/"):
+                raise RuntimeErr(f"--cgroup {sub!r}: not below the container's cgroup {base}")
+            if not os.path.isdir(d):
+                raise RuntimeErr(f"--cgroup {sub!r}: no sub-cgroup {d} (it must exist)")
+            chosen[base] = d
+    return sorted(set(chosen.values()))
+
+
+def _enter_sub_cgroups(dirs: list, pid: int) -> None:
+    from .errors import SyscallError
+    for d in dirs:
+        try:
+            os.write_file(d + "/cgroup.procs", str(pid).encode())
+        except OSError as e:
+            raise SyscallError("write", d + "/cgroup.procs", e.errno) from None
 
 
 def _with_process(cfg, process):

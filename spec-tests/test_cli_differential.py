@@ -473,3 +473,52 @@ def test_a_container_frozen_only_by_an_ancestor_cgroup_is_running(rt, bundle, ct
             else:
                 left.append(f"{d}: {err}")
         assert not left, left
+
+
+def _cgroup_dirs_of(cgpath):
+    """The container's directory in every cgroup hierarchy mounted here (relative cgroupsPath: below our own)."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split()[0] in ("cgroup", "cgroup2"):
+                d = os.path.join(left.split()[4], cgpath.lstrip("/"))
+                if os.path.isdir(d) and d not in out:
+                    out.append(d)
+    return out
+
+
+@pytest.mark.parametrize("flag, moved", [("sub", "all"), ("pids:sub", "pids"), ("pids,memory:sub", "pids+memory")])
+def test_exec_cgroup_runs_the_process_in_an_existing_sub_cgroup(rt, bundle, ctr, flag, moved):
+    # runc 1.1: exec --cgroup [<controller>[,...]:]<path>, a sub-cgroup that must exist below the container's; the
+    # container's cgroup namespace shows it as /<path> in the hierarchies it names (all of them without a prefix)
+    if not os.path.isdir("/sys/fs/cgroup/pids") or not os.path.isdir("/sys/fs/cgroup/memory"):
+        pytest.skip("a cgroup v1 host: the controller-prefixed form is v1's")
+    rt("run", "-d", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
+    made = []
+    try:
+        for d in _cgroup_dirs_of(bundle.config["linux"]["cgroupsPath"]):
+            os.mkdir(d + "/sub")
+            made.append(d + "/sub")
+            for f in ("cpuset.cpus", "cpuset.mems"):   # an empty v1 cpuset takes no process (ENOSPC, both runtimes)
+                if os.path.exists(f"{d}/{f}"):
+                    with open(f"{d}/{f}") as src, open(f"{d}/sub/{f}", "w") as dst:
+                        dst.write(src.read())
+        lines = rt("exec", "--cgroup", flag, ctr, "cat", "/proc/self/cgroup").stdout.splitlines()
+        where = {ln.split(":")[1]: ln.split(":", 2)[2] for ln in lines}
+        assert where["pids"] == "/sub"
+        assert where["memory"] == ("/" if moved == "pids" else "/sub")
+        assert where["freezer"] == ("/sub" if moved == "all" else "/")
+    finally:
+        rt("delete", "--force", ctr, check=False)     # both runtimes remove the sub-cgroups too
+        for d in made:
+            if os.path.isdir(d):
+                os.rmdir(d)
+
+
+@pytest.mark.parametrize("flag", ["no-such-sub", "a:b:c", "nosuchcontroller:sub"])
+def test_exec_cgroup_refuses_a_missing_sub_cgroup_or_a_bad_argument(rt, bundle, ctr, flag):
+    rt("run", "-d", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
+    p = rt("exec", "--cgroup", flag, ctr, "true", check=False)
+    assert p.returncode == 255, p.stderr
+    rt("delete", "--force", ctr)

@@ -22,6 +22,8 @@ OPTIONS = (
     Opt("--no-new-privs", help="set the no new privileges value for the process"),
     Opt("--cap", "-c", value="CAP", repeat=True, help="add a capability to the bounding set for the process"),
     Opt("--preserve-fds", value="N", default="0", help="pass N additional file descriptors to the container"),
+    Opt("--cgroup", value="[CONTROLLER[,...]:]PATH", repeat=True,
+        help="run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>."),
     Opt("--ignore-paused", help="allow exec in a paused container"),
 )
 NARGS = (1, None)
@@ -120,6 +122,24 @@ def _merge_env(env, extra) -> tuple:
     return tuple(env) + tuple(extra)
 
 
+def _sub_cgroups(args) -> dict:
+    """--cgroup values as runc 1.1.5 reads them: one PATH alone, or CONTROLLER[,CONTROLLER...]:PATH each."""
+    from ..errors import RuntimeErr
+    subs = {}
+    for a in args:
+        parts = a.split(":", 2)
+        if len(parts) > 2:
+            raise RuntimeErr(f"invalid --cgroup argument: {a}")
+        if len(parts) == 1:
+            if len(args) != 1:
+                raise RuntimeErr(f"invalid --cgroup argument: {a} (missing <controller>: prefix)")
+            subs[""] = a
+        else:
+            for ctrl in parts[0].split(","):
+                subs[ctrl] = parts[1]
+    return subs
+
+
 def run(g, o, args):
     import gc
     gc.enable()             # may run as long as the container: collect as usual (the launcher disables it)
@@ -150,9 +170,10 @@ def run(g, o, args):
             raise RuntimeErr("cannot allocate tty if ociruntime will detach without setting console socket")
         from .. import foreground
         ours, console_fd = foreground.console_pair()
+    subs = _sub_cgroups(o["cgroup"] or ())
     try:
         pid = exec_process(g, st, proc, console_socket=o["console_socket"], console_fd=console_fd,
-                           pid_file=o["pid_file"], preserve_fds=preserve)
+                           pid_file=o["pid_file"], preserve_fds=preserve, sub_cgroups=subs)
     finally:
         if console_fd is not None:
             os.close(console_fd)
