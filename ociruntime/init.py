@@ -61,7 +61,7 @@ import _signal  # the C module: `import signal` costs ~4 ms (enum)
 
 from . import sync
 from .errors import fault
-from .initargs import ExecArgs, InitArgs
+from .initargs import ExecArgs, InitArgs, hot_path_globals
 from .linux import syscalls as sc
 
 _HIGH_FD = 1000  # our own fds move up here, away from the caller's preserved range
@@ -568,7 +568,7 @@ def _close_hot_path_file() -> None:
     stdin when the caller closed it, where the console's pty may have taken its number since (dup2), so it is
     closed only if it is still the file step 2 saw (_note_hot_path_file). It stays at its number until then: freed,
     that number would go to the exec FIFO's fd (2a), which stdio's fixups must not meet."""
-    g = _hot_path_globals()
+    g = hot_path_globals()
     if g is None:
         return
     sys.meta_path[:] = [f for f in sys.meta_path if getattr(getattr(f, "exec_module", None), "__globals__", None)
@@ -583,23 +583,13 @@ def _close_hot_path_file() -> None:
 
 def _note_hot_path_file() -> None:
     """Step 2: which file the hot-path fd is (_close_hot_path_file closes that one, not whatever has its number)."""
-    g = _hot_path_globals()
+    g = hot_path_globals()
     if g is not None:
         try:
             st = os.fstat(g["FD"])
             g["ociruntime_file"] = (st.st_dev, st.st_ino)
         except OSError:
             pass
-
-
-def _hot_path_globals():
-    """The namespace the launcher runs the hot-path finder in (bench/mklauncher.sh): its FD is read by the finder at
-    each import; None without the launcher's file."""
-    for f in sys.meta_path:
-        g = getattr(getattr(f, "exec_module", None), "__globals__", None)
-        if g is not None and g.get("__name__") == "ociruntime_hotpath" and isinstance(g.get("FD"), int):
-            return g
-    return None
 
 
 def _close_foreign_fds(a):

@@ -677,12 +677,9 @@ def _sub_cgroup_dirs(cgroup: dict | None, subs: dict) -> list:
 
 
 def _enter_sub_cgroups(dirs: list, pid: int) -> None:
-    from .errors import SyscallError
+    from .linux.cgroups.common import Dir
     for d in dirs:
-        try:
-            os.write_file(d + "/cgroup.procs", str(pid).encode())
-        except OSError as e:
-            raise SyscallError("write", d + "/cgroup.procs", e.errno) from None
+        Dir(d).write("cgroup.procs", pid, "--cgroup")
 
 
 def _with_process(cfg, process):

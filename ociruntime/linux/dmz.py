@@ -69,29 +69,39 @@ def image(err_fd: int, chmod: bool = True, table=None) -> bytes:
     return ehdr + load + stack + bytes(code)
 
 
-def prepare(err_fd: int, uid: int = 0, gid: int = 0, chmod: bool = True) -> int:
-    """A sealed memfd holding the program (close-on-exec), owned by the user the program will run as so its
-    chmod works. Call before seccomp is loaded (memfd_create may be filtered)."""
-    import fcntl
-    data = image(err_fd, chmod)      # first: an architecture without the program fails here, before any fd
+def executable_memfd(name: str, what: str) -> int:
+    """A new memfd (close-on-exec, sealable) that execve may start, asked for as executable (MFD_EXEC: under
+    vm.memfd_noexec=1 a memfd is not, unless asked). `what` names it in the error (vm.memfd_noexec=2 refuses)."""
     flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
     try:
         try:
-            fd = os.memfd_create("ociruntime-exec", flags | _MFD_EXEC)
+            return os.memfd_create(name, flags | _MFD_EXEC)
         except OSError as e:
             if e.errno != 22:        # EINVAL: a kernel before 6.3, without MFD_EXEC (and without memfd_noexec)
                 raise
-            fd = os.memfd_create("ociruntime-exec", flags)
+            return os.memfd_create(name, flags)
     except OSError as e:
         from ..errors import SyscallError
         why = "memfd_create (vm.memfd_noexec=2 forbids executable memfds)" if e.errno == 13 else "memfd_create"
-        raise SyscallError(why, "the sealed exec program (linux/dmz.py)", e.errno) from None
+        raise SyscallError(why, what, e.errno) from None
+
+
+def seal(fd: int) -> None:
+    """No write, resize or further seal of the memfd, ever."""
+    import fcntl
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+
+
+def prepare(err_fd: int, uid: int = 0, gid: int = 0, chmod: bool = True) -> int:
+    """A sealed memfd holding the program (close-on-exec), owned by the user the program will run as so its
+    chmod works. Call before seccomp is loaded (memfd_create may be filtered)."""
+    data = image(err_fd, chmod)      # first: an architecture without the program fails here, before any fd
+    fd = executable_memfd("ociruntime-exec", "the sealed exec program (linux/dmz.py)")
     try:
         os.write(fd, data)
         os.fchmod(fd, 0o555)
         os.fchown(fd, uid, gid)
-        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW |
-                    fcntl.F_SEAL_WRITE)
+        seal(fd)
     except BaseException:
         os.close(fd)
         raise

@@ -72,15 +72,13 @@ def reexec(entry: str, args) -> None:
 
 
 def _hot_path_file() -> str | None:
-    """The path of the launcher's hot-path file, from the fd its finder reads (init._hot_path_globals)."""
-    for f in sys.meta_path:
-        g = getattr(getattr(f, "exec_module", None), "__globals__", None)
-        if g is not None and g.get("__name__") == "ociruntime_hotpath" and isinstance(g.get("FD"), int):
-            try:
-                return os.readlink(f"/proc/self/fd/{g['FD']}")
-            except OSError:
-                return None
-    return None
+    """The path of the launcher's hot-path file, from the fd its finder reads."""
+    from ..initargs import hot_path_globals
+    g = hot_path_globals()
+    try:
+        return os.readlink(f"/proc/self/fd/{g['FD']}") if g is not None else None
+    except OSError:
+        return None
 
 
 def resume(entry: str, data: int) -> None:
@@ -199,22 +197,11 @@ def sealed_binary(path: str) -> int:
     return fd
 
 
-_MFD_EXEC = 0x10
-
-
 def _memfd_copy(path: str) -> int:
-    import fcntl
+    from . import dmz
     src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
-        try:         # vm.memfd_noexec=1 (Linux 6.3) makes a memfd not asked to be executable a non-executable one
-            fd = os.memfd_create("ociruntime-python", flags | _MFD_EXEC)
-        except OSError as e:
-            if e.errno != 22:        # EINVAL: a kernel before 6.3, without MFD_EXEC (and without memfd_noexec)
-                from ..errors import SyscallError
-                why = " (vm.memfd_noexec=2 forbids executable memfds)" if e.errno == 13 else ""
-                raise SyscallError("memfd_create", f"read-only copy of {path}{why}", e.errno) from None
-            fd = os.memfd_create("ociruntime-python", flags)
+        fd = dmz.executable_memfd("ociruntime-python", f"read-only copy of {path}")
         size, off = os.fstat(src).st_size, 0
         while off < size:
             n = os.sendfile(fd, src, off, size - off)
@@ -223,6 +210,5 @@ def _memfd_copy(path: str) -> int:
             off += n
     finally:
         os.close(src)
-    fcntl.fcntl(fd, fcntl.F_ADD_SEALS,
-                fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+    dmz.seal(fd)
     return fd
