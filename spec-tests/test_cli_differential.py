@@ -476,24 +476,18 @@ def test_a_container_frozen_only_by_an_ancestor_cgroup_is_running(rt, bundle, ct
 
 
 def _cgroup_dirs_of(cgpath):
-    """The container's directory in every cgroup hierarchy mounted here (relative cgroupsPath: below our own)."""
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            if right.split()[0] in ("cgroup", "cgroup2"):
-                d = os.path.join(left.split()[4], cgpath.lstrip("/"))
-                if os.path.isdir(d) and d not in out:
-                    out.append(d)
-    return out
+    """The container's directory in every cgroup hierarchy (a relative cgroupsPath: below our own), once each."""
+    from conftest import own_cgroup_dirs
+    dirs = {os.path.realpath(os.path.join(base, cgpath)) for base in own_cgroup_dirs().values()}
+    return sorted(d for d in dirs if os.path.isdir(d))
 
 
 @pytest.mark.parametrize("flag, moved", [("sub", "all"), ("pids:sub", "pids"), ("pids,memory:sub", "pids+memory")])
 def test_exec_cgroup_runs_the_process_in_an_existing_sub_cgroup(rt, bundle, ctr, flag, moved):
     # runc 1.1: exec --cgroup [<controller>[,...]:]<path>, a sub-cgroup that must exist below the container's; the
     # container's cgroup namespace shows it as /<path> in the hierarchies it names (all of them without a prefix)
-    if not os.path.isdir("/sys/fs/cgroup/pids") or not os.path.isdir("/sys/fs/cgroup/memory"):
-        pytest.skip("a cgroup v1 host: the controller-prefixed form is v1's")
+    if not all(os.path.isdir(f"/sys/fs/cgroup/{c}") for c in ("pids", "memory", "freezer")):
+        pytest.skip("needs cgroup v1 pids, memory and freezer hierarchies (the controller-prefixed form is v1's)")
     rt("run", "-d", "--bundle", bundle.set_args("sleep", "100").write(), ctr)
     made = []
     try:
