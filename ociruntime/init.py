@@ -175,18 +175,25 @@ def _stage1(a: InitArgs):
         namespaces.write_time_offsets(lx.time_offsets)
     step("5-6 namespaces unshared")
     if a.in_pidns:                                               # 7: forked into it by the parent, PID 1 already
-        sync.send(a.sock, sync.PID, str(_host_pid()))
+        sync.send(a.sock, sync.PID, pid_report(a, _host_pid()))
     elif lx.namespace("pid") or (timens and not timens.path):    # 7
         pid = os.fork()
         if pid:
-            sync.send(a.sock, sync.PID, str(pid))
+            sync.send(a.sock, sync.PID, pid_report(a, pid))
             os._exit(0)
         step.forked()
         step("7 forked init (PID 1 of the new pid namespace)")
     else:
-        sync.send(a.sock, sync.PID, str(os.getpid()))
+        sync.send(a.sock, sync.PID, pid_report(a, os.getpid()))
     step.done()
     _stage2(a, _steps(a, "init"))
+
+
+def pid_report(a, pid) -> str:
+    """PID's payload (launch._pid_report reads it): the host pid of the process the container's program will be (none:
+    exec's child itself), and "placed" when the child put itself in the container's cgroups right after the fork
+    (launch._Fork; what it forks is there too), so the parent writes no cgroup.procs."""
+    return " ".join(([str(pid)] if pid else []) + (["placed"] if a.self_placed else []))
 
 
 def _hide_command_line() -> None:
@@ -258,7 +265,7 @@ def _stage2(a: InitArgs, step):
     cgns = lx.namespace("cgroup")
     if cgns and not cgns.path and any(m.type == "cgroup2" for m in cfg.mounts):
         _await_placement(a)          # P: a raw cgroup2 mount must show the new namespace's view, not ours
-        step("P placed in the cgroups by the parent")
+        step("P in the cgroups, resources set (GO)")
     mounts.mount_all(cfg.root_path, cfg.mounts, bundle=cfg.bundle,  # 11
                      mount_label=lx.mount_label, cgroup_mount=_cgroup_mounter(a), debug=_note(a, "debug"),
                      source_fds=a.source_fds)
@@ -276,7 +283,7 @@ def _stage2(a: InitArgs, step):
             listener = seccomp.connect_listener(lx.seccomp)
     if cfg.hooks.prestart or cfg.hooks.create_runtime or cfg.hooks.create_container:
         _await_placement(a)                                      # P (a hook's processes count in the cgroup)
-        step("P placed in the cgroups by the parent")
+        step("P in the cgroups, resources set (GO)")
     if cfg.hooks.prestart or cfg.hooks.create_runtime:          # 14
         sync.send(a.sock, sync.HOOKS)
         sync.expect(a.sock, sync.GO)
@@ -323,7 +330,7 @@ def _stage2(a: InitArgs, step):
     step("20a sealed exec program")
     if not a.placed:
         _await_placement(a)                                      # P at the latest
-        step("P placed in the cgroups by the parent")
+        step("P in the cgroups, resources set (GO)")
     _process_attributes(proc, lx)                                # 21, 22
     if not a.no_new_keyring:                                     # 23
         sc.keyctl_join_session_keyring(a.cid)
@@ -661,10 +668,11 @@ def exec_main(a: ExecArgs) -> None:
                                          command line "ociruntime init" (no host path in /proc/<pid>/cmdline)
       2  import what the sequence needs, move our fds out of the way
       3  join every namespace of init that differs from ours (user first, mnt last: it switches our root)
-      4  fork                            pid/time namespaces apply to children; the intermediate reports and exits
-      5  wait for GO (with our host pid) the parent has put us in the container's cgroups (as runc does, after
-                                         the joins; its first cgroup.procs write, of the intermediate, started the
-                                         RCU grace period early)
+      4  fork                            pid/time namespaces apply to children; on cgroup v1 the new process moves
+                                         itself into the container's cgroups (_fork_final_process); the
+                                         intermediate reports and exits
+      5  wait for GO (with our host pid) we are in the container's cgroups (moved there by ourselves, born there,
+                                         or written there by the parent, as runc does, after the joins)
       6  console, rlimits, attributes, cwd, user + capabilities, noNewPrivileges, close fds
       7  READY with our pid, then seccomp and execve; an exec error goes back over the same socket
     """
@@ -686,22 +694,50 @@ def exec_main(a: ExecArgs) -> None:
         _join_container_namespaces(a.init_pid)                       # 3
         step("3 namespaces joined")
         if a.in_pidns:               # 4: the parent forked us into the pid namespace: no second fork
-            sync.send(a.sock, sync.PID)
+            sync.send(a.sock, sync.PID, pid_report(a, None))
             step.done("4 (in the pid namespace from birth)")
         else:
-            pid = os.fork()                                          # 4
-            if pid:
-                sync.send(a.sock, sync.PID, str(pid))
-                os._exit(0)
+            _fork_final_process(a)                                   # 4
             step.forked()
             step.done("4 forked")
         step = _steps(a, "exec process")
         _, payload = sync.expect(a.sock, sync.GO)                    # 5: with our host pid (/proc is theirs)
         a.host_pid = int(payload)
-        step("5 placed in the cgroups by the parent")
+        step("5 in the cgroups (GO)")
         _exec_stage2(a, step)
     except BaseException as e:  # noqa: BLE001
         _fail(a, e)
+
+
+def _fork_final_process(a: ExecArgs) -> None:
+    """Step 4 with an intermediate (this process): fork the process the container's program will be, report its
+    host pid, exit. Given the container's v1 `tasks` fds (launch._Fork, defer), the new process places itself with
+    them (initargs.place_self) and says over a pipe whether it could: PID carries that, so the parent writes no
+    cgroup.procs. It is moved there, not forked there: a pids limit reached does not stop an exec (as with runc)."""
+    fds = a.tasks_fds or []
+    r = w = -1
+    if fds:
+        r, w = os.pipe()
+    pid = os.fork()
+    if pid:
+        placed = False
+        if fds:
+            os.close(w)
+            for fd in fds:
+                os.close(fd)
+            placed = os.read(r, 1) == b"1"
+        a.self_placed = a.self_placed and placed
+        sync.send(a.sock, sync.PID, pid_report(a, pid))
+        os._exit(0)
+    if fds:
+        os.close(r)
+        from .initargs import place_self
+        ok = place_self(fds)
+        for fd in fds:
+            os.close(fd)
+        os.write(w, b"1" if ok else b"0")
+        os.close(w)
+    a.tasks_fds = None
 
 
 def _join_container_namespaces(init_pid: int):

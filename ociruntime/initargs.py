@@ -14,12 +14,26 @@ class _Args:
 class InitArgs(_Args):
     __slots__ = ("cfg", "cid", "sock", "fifo", "console_fd", "console_ours", "no_pivot", "no_new_keyring", "preserve_fds",
                  "cgroup_state", "debug", "fifo_w", "host_pid", "placed", "notes", "fifo_fd", "source_fds",
-                 "in_pidns", "seal")
+                 "in_pidns", "seal", "self_placed")
 
 
 class ExecArgs(_Args):
     __slots__ = ("process", "init_pid", "sock", "console_fd", "console_ours", "preserve_fds", "listener", "cid", "cfg", "fifo_w",
-                 "host_pid", "debug", "notes", "exe", "in_pidns", "seal")
+                 "host_pid", "debug", "notes", "exe", "in_pidns", "seal", "self_placed", "tasks_fds")
+
+
+def place_self(fds) -> bool:
+    """In a child forked a moment ago, still one thread: "0" into each v1 hierarchy's `tasks` (fds the parent opened,
+    launch._Fork), which moves this thread, so this process, into the container's cgroup there without the global
+    threadgroup rwsem (no RCU grace period). False at the first refusal (no permission, a cgroup gone): the parent
+    then writes cgroup.procs itself, and that write's error is the one reported. The caller closes the fds."""
+    from . import fastos as os
+    try:
+        for fd in fds:
+            os.write(fd, b"0")
+    except OSError:
+        return False
+    return True
 
 
 def run_child(entry: str, args) -> None:

@@ -126,12 +126,13 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
             undo.append(_host_mount_undo(st, cfg.root_path))
         step("ready to fork")
         pidns = cfg.linux.namespace("pid")
-        fork = _Fork(_birth_cgroup(st.facts.get("cgroup")))
+        fork = _fork_for(st.facts.get("cgroup"))
         # then the child re-execs first, outside the pid namespace
         args.seal = needs_sealed_interpreter(cfg, pidns=pidns.path if pidns and pidns.path else None)
         pid, args.in_pidns = _fork_in_pidns("new" if pidns and not pidns.path and not cfg.linux.namespace("user")
                                             and not cfg.linux.namespace("time") and not args.seal else None, fork)
         if pid == 0:
+            args.self_placed = fork.child_placed
             parent_sock.close()
             st.release()             # the flock lives on the shared open file: the child must not keep it
             initargs.run_child("main", args)   # never returns
@@ -141,19 +142,22 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         undo.append(lambda: reaped or _kill_and_reap(pid, 0))
         fault("create:forked")
         warm = False
-        if mgr is not None and not fork.placed:   # while the child makes its namespaces (and forks init)
+        if mgr is not None and not (fork.placed or fork.self_placing):  # while the child unshares (and forks init)
             warm = _warm_up(mgr, pid)
             step("child placed in the cgroups (warm-up)")
         if mgr is not None:
             fault("create:warmed-up")            # the child is in its cgroups (born there, or written)
 
-        def place(init_pid: int):
+        def place(init_pid: int, self_placed: bool):
             """init exists (PID): put it in its cgroups and resctrl group, then GO (init.py step P)."""
             undo.append(lambda: _kill_and_reap(init_pid, 0))
             step(f"init's pid {init_pid} received")
             fault("create:init-pid")
             if mgr is not None:
-                if not fork.placed:  # else born there, or the child of one born there: nothing to write
+                # born there (or the child of one born there), or placed by itself: nothing to write
+                if self_placed:
+                    step("init is in its cgroups (it moved itself there)")
+                elif not fork.placed:
                     if not (warm and init_pid == pid):   # else the warm-up placed init itself
                         mgr.apply(init_pid)
                     step("init placed in the cgroups")
@@ -246,8 +250,8 @@ def _serve(sock, pid, cfg, cid, bundle, undo, place, log) -> int:
         elif tag == sync.FDS:
             _send_bind_sources(sock, pid, cfg)
         elif tag == sync.PID:
-            init_pid = int(payload)
-            _or_child_error(sock, lambda: place(init_pid))
+            init_pid, self_placed = _pid_report(payload, pid)
+            _or_child_error(sock, lambda: place(init_pid, self_placed))
             if cfg.linux.net_devices:    # init's network namespace exists; nothing of the container's runs yet
                 from .linux import netdevices
                 moved = _or_child_error(sock, lambda: netdevices.move_all(cfg.linux.net_devices, init_pid))
@@ -305,35 +309,90 @@ def _warm_up(mgr, pid: int) -> bool:
         return False
 
 
-def _birth_cgroup(cgroup: dict | None, process=None) -> str | None:
-    """The cgroup v2 directory the child can be born in (clone3 CLONE_INTO_CGROUP: see _Fork), or None: it is placed
-    by cgroup.procs writes as before. cgroup: the manager's state (Manager.to_state(), as stored). None without a
-    cgroup; on cgroup v1 and hybrid hosts (one directory per controller's hierarchy, each needs its write: today's
-    way, exactly); with the systemd driver (create starts the unit with init's pid; exec is left as it was); for an
-    exec with process.execCPUAffinity.initial, which applies "before the transition to container's cgroup"
-    (config.md): a process born there has no before, and the cpuset would override it."""
-    if not cgroup or cgroup.get("version") != "v2" or cgroup.get("systemd"):
-        return None
+def _fork_for(cgroup: dict | None, process=None, defer: bool = False) -> "_Fork":
+    """How the child gets into its cgroups at birth (see _Fork), from the manager's state (Manager.to_state(), as
+    stored): cgroup v2, born in its directory (clone3 CLONE_INTO_CGROUP); cgroup v1 and hybrid hosts, each v1
+    hierarchy's directory placed by the child itself (a write of "0" to its `tasks`) and the hybrid's cgroup2 one by
+    clone3. Neither, so the parent places the child by cgroup.procs writes as before: no cgroup; the systemd driver
+    (create starts the unit with init's pid; exec is left as it was); an exec with process.execCPUAffinity.initial,
+    which applies "before the transition to container's cgroup" (config.md): a process born there has no before,
+    and the cpuset would override it."""
+    if not cgroup or cgroup.get("systemd"):
+        return _Fork()
     if process is not None and (process.exec_cpu_affinity or {}).get("initial"):
-        return None
-    return cgroup.get("path")
+        return _Fork()
+    if cgroup.get("version") == "v2":
+        return _Fork(cgroup.get("path"))
+    if cgroup.get("version") != "v1":
+        return _Fork()
+    v2, v1 = None, []
+    for h in cgroup.get("hierarchies", ()):
+        if h["ctrls"] == [""]:
+            v2 = h["dir"]
+        elif h["dir"] not in v1:
+            v1.append(h["dir"])
+    return _Fork(v2, tuple(v1), defer)
 
 
 class _Fork:
-    """os.fork(), or (path given) clone3 with CLONE_INTO_CGROUP: the child is born in the cgroup v2 directory `path`,
-    before its first instruction, and nobody writes cgroup.procs, whose first write of a burst waits for an RCU grace
-    period (the cgroup threadgroup rwsem taken for writing; crun does this, runc 1.1.5 does not). What the child forks
-    (init, exec's process) is born there too. `placed` says whether it was so; when the kernel refuses (no clone3, a
-    kernel before 5.7, a cgroup that cannot take processes, no permission, a pids limit reached...) the fork is
-    os.fork() and the caller places the child by writing cgroup.procs, as before: that way gives its own error if the
-    refusal was real. Called once, then the cgroup fd is closed (in both processes)."""
+    """os.fork(), or a fork whose child is in its cgroups before it runs any of the container's steps, without the
+    parent writing cgroup.procs. The first cgroup.procs write of a burst waits for an RCU grace period (the global
+    cgroup threadgroup rwsem taken for writing: 7-24 ms here, most of create's wall time), so:
 
-    __slots__ = ("path", "placed", "refused")
+    - path (a cgroup2 directory: v2's, or a hybrid host's unified one): clone3 with CLONE_INTO_CGROUP, the child is
+      born there, before its first instruction (crun does this, runc 1.1.5 does not);
+    - tasks (cgroup v1 directories): the child, still single-threaded right after the fork, writes "0" into each
+      one's `tasks` file, opened here before the fork. Moving one's own single thread is the one v1 migration the
+      kernel does without that rwsem (cgroup_procs_write_start: "If the thread is `current`... we can skip the
+      global lock"): ~0.03 ms a hierarchy instead of the grace period. For a process of one thread, its thread's
+      cgroup is the process's. What the child forks (init, exec's process) is born there too.
 
-    def __init__(self, path: str | None):
-        self.path, self.placed, self.refused = path, False, None
+    `placed` (parent): the child is in all its cgroups at birth (clone3 on cgroup v2), nothing to write.
+    `self_placing` (parent): the child places itself in the v1 hierarchies (tasks); it tells the parent whether it
+    could with its PID report (child_placed, in the child); when it could not, the parent writes cgroup.procs, as
+    before, whose own error is then the one reported. When the kernel refuses clone3 (no clone3, a kernel before
+    5.7, a cgroup that cannot take processes, no permission, a pids limit reached...) the fork is os.fork() and the
+    child is not placed. Called once; the fds are closed again in both processes."""
+
+    __slots__ = ("path", "tasks", "defer", "placed", "refused", "self_placing", "child_placed", "tasks_fds")
+
+    def __init__(self, path: str | None = None, tasks: tuple = (), defer: bool = False):
+        self.path, self.tasks, self.defer, self.placed, self.refused = path, tasks, defer, False, None
+        self.self_placing = self.child_placed = False
+        self.tasks_fds = []
 
     def __call__(self) -> int:
+        fds = self._open_tasks()
+        pid = -1
+        try:
+            pid = self._fork()
+            if pid == 0:
+                born = self.placed or self.path is None
+                if self.defer:               # exec's intermediate: the process it forks writes them (init.py)
+                    self.child_placed, self.tasks_fds = born and bool(fds), fds
+                else:
+                    self.child_placed = born and bool(fds) and initargs.place_self(fds)
+            elif fds:                        # on a hybrid host, clone3 placed it in the cgroup2 hierarchy only
+                self.self_placing, self.placed = True, False
+        finally:
+            if pid != 0 or not self.defer:
+                for fd in fds:
+                    os.close(fd)
+        return pid
+
+    def _open_tasks(self) -> list:
+        fds = []
+        for d in self.tasks:
+            try:
+                fds.append(os.open(d + "/tasks", os.O_WRONLY | os.O_CLOEXEC))
+            except OSError as e:
+                for fd in fds:
+                    os.close(fd)
+                self.refused = f"open {d}/tasks: {e.strerror}"
+                return []
+        return fds
+
+    def _fork(self) -> int:
         if self.path is None:
             return os.fork()
         from .linux import syscalls as sc
@@ -355,9 +414,20 @@ class _Fork:
         """The --debug step."""
         if self.placed:
             return f"forked the child (pid {pid}) into its cgroup {self.path} (clone3 CLONE_INTO_CGROUP)"
+        if self.self_placing:
+            how = "born in " + self.path + " (clone3 CLONE_INTO_CGROUP), " if self.path and not self.refused else ""
+            return f"forked the child (pid {pid}); {how}it places itself in the v1 hierarchies (tasks)"
         if self.refused:
-            return f"forked the child (pid {pid}); clone3 into the cgroup refused ({self.refused}): placed by writes"
+            return f"forked the child (pid {pid}); birth into the cgroups refused ({self.refused}): placed by writes"
         return f"forked the child (pid {pid})"
+
+
+def _pid_report(payload: str, default: int) -> tuple[int, bool]:
+    """The child's PID report (init.pid_report): (the pid it gives, or default; whether it placed itself in its
+    cgroups at birth, _Fork.child_placed)."""
+    words = payload.split()
+    nums = [w for w in words if w.isdigit()]
+    return (int(nums[0]) if nums else default), "placed" in words
 
 
 def _fork_in_pidns(how: str | None, fork=os.fork) -> tuple[int, bool]:
@@ -580,12 +650,17 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
                                  console_ours=console_ours,
                                  preserve_fds=_preserved_fds(preserve_fds or 0), cid=st.id, cfg=cfg_for_preload,
                                  debug=g.debug)
-        fork = _Fork(None if sub_dirs else _birth_cgroup(st.facts.get("cgroup"), process))
         step("ready to fork")
         # then the child re-execs first, before it joins
         args.seal = needs_sealed_interpreter(cfg, process, pidns=f"/proc/{st.pid}/ns/pid")
-        pid, args.in_pidns = _fork_in_pidns(None if args.seal else _exec_pidns(st.pid), fork)
+        how = None if args.seal else _exec_pidns(st.pid)
+        # With an intermediate (how None), the process it forks places itself: a process forked inside the
+        # container's pids cgroup is held to its limit, one moved there is not (runc places the final process: its
+        # exec works in a container at its pids limit). The sealed re-exec closes the fds: placed by writes.
+        fork = _Fork() if sub_dirs or args.seal else _fork_for(st.facts.get("cgroup"), process, defer=how is None)
+        pid, args.in_pidns = _fork_in_pidns(how, fork)
         if pid == 0:
+            args.self_placed, args.tasks_fds = fork.child_placed, fork.tasks_fds
             parent_sock.close()
             st.release()
             initargs.run_child("exec_main", args)   # never returns
@@ -604,15 +679,19 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
                 from .linux.syscalls import SyscallError
                 raise SyscallError("sched_setaffinity", "process.execCPUAffinity.initial", e.errno) from None
         mgr, warm = None, fork.placed   # born in the container's cgroup (so is the process, if the child forks it)
-        if st.facts.get("cgroup") and not warm:
+        if st.facts.get("cgroup") and not (warm or fork.self_placing):
             from .linux import cgroups
             mgr = cgroups.manager_from_state(st.facts["cgroup"])
-        if mgr is not None and not warm:
             warm = _warm_up(mgr, pid)   # the grace period of the first cgroup.procs write runs while the child joins
             step("child placed in the cgroups (warm-up)")
         _, payload = sync.expect(parent_sock, sync.PID)
-        exec_pid = int(payload) if payload else pid     # no payload: the child itself, no second fork
+        exec_pid, self_placed = _pid_report(payload, pid)     # no pid: the child itself, no second fork
         step(f"the process's pid {exec_pid} received")
+        if self_placed:
+            step("the process is in its cgroups (it moved itself there)")
+        if fork.self_placing and not self_placed:   # it could not: written, and that write's error is reported
+            from .linux import cgroups
+            mgr = cgroups.manager_from_state(st.facts["cgroup"])
         undo.append(lambda: _kill_and_reap(exec_pid, 0))
         fault("exec:pid")
         if exec_pid != pid:

@@ -1,4 +1,4 @@
-"""clone3(CLONE_INTO_CGROUP) for create's and exec's child (issue 12): when it is tried (launch._birth_cgroup), what
+"""clone3(CLONE_INTO_CGROUP) for create's and exec's child (issue 12): when it is tried (launch._fork_for), what
 happens when the kernel refuses (launch._Fork falls back to os.fork, and the caller to cgroup.procs writes), and
 that the child of syscalls.fork_into_cgroup is a sound Python process, as after os.fork (spec-tests/
 test_cgroup_birth.py checks the placement itself, in cgroups of its own)."""
@@ -26,25 +26,36 @@ class _Proc:
 # -- when it is tried ------------------------------------------------------------------------------------------------
 
 V2 = V2Manager("/sys/fs/cgroup/c1").to_state()
+HYBRID = V1Manager([{"ctrls": ["cpu", "cpuacct"], "dir": "/sys/fs/cgroup/cpu,cpuacct/c1"},
+                    {"ctrls": ["cpu"], "dir": "/sys/fs/cgroup/cpu,cpuacct/c1"},      # a second controller's name
+                    {"ctrls": ["memory"], "dir": "/sys/fs/cgroup/memory/c1"},
+                    {"ctrls": [""], "dir": "/sys/fs/cgroup/unified/c1"}]).to_state()
+
+
+def _plan(f):
+    return f.path, f.tasks
 
 
 def test_a_v2_cgroup_is_where_the_child_is_born():
-    assert launch._birth_cgroup(V2) == "/sys/fs/cgroup/c1"
-    assert launch._birth_cgroup(V2, _Proc({"final": "1"})) == "/sys/fs/cgroup/c1"
+    assert _plan(launch._fork_for(V2)) == ("/sys/fs/cgroup/c1", ())
+    assert _plan(launch._fork_for(V2, _Proc({"final": "1"}))) == ("/sys/fs/cgroup/c1", ())
 
 
-def test_v1_and_hybrid_hosts_keep_placing_by_writes():
-    assert launch._birth_cgroup(V1Manager([]).to_state()) is None
+def test_on_v1_the_child_places_itself_in_each_hierarchy_once_and_is_born_in_the_hybrids_cgroup2_one():
+    assert _plan(launch._fork_for(HYBRID)) == ("/sys/fs/cgroup/unified/c1",
+                                               ("/sys/fs/cgroup/cpu,cpuacct/c1", "/sys/fs/cgroup/memory/c1"))
+    assert _plan(launch._fork_for(V1Manager([{"ctrls": ["pids"], "dir": "/p/c"}]).to_state())) == (None, ("/p/c",))
 
 
 def test_no_cgroup_and_the_systemd_driver_are_not_born_in_a_cgroup():
-    assert launch._birth_cgroup(None) is None
-    assert launch._birth_cgroup(SystemdManager("/sys/fs/cgroup/system.slice/x.scope", "/sys/fs/cgroup",
-                                               "x.scope", "system.slice").to_state()) is None
+    assert _plan(launch._fork_for(None)) == (None, ())
+    assert _plan(launch._fork_for(SystemdManager("/sys/fs/cgroup/system.slice/x.scope", "/sys/fs/cgroup",
+                                                 "x.scope", "system.slice").to_state())) == (None, ())
 
 
 def test_an_exec_with_an_initial_cpu_affinity_is_placed_by_a_write_after_it():
-    assert launch._birth_cgroup(V2, _Proc({"initial": "0"})) is None
+    assert _plan(launch._fork_for(V2, _Proc({"initial": "0"}))) == (None, ())
+    assert _plan(launch._fork_for(HYBRID, _Proc({"initial": "0"}))) == (None, ())
 
 
 # -- the fallback ----------------------------------------------------------------------------------------------------
@@ -58,7 +69,7 @@ def forks(monkeypatch):
 
 
 def test_without_a_birth_cgroup_it_is_os_fork(forks):
-    f = launch._Fork(None)
+    f = launch._Fork()
     assert f() == 4242 and forks == [1] and not f.placed
     assert f.describe(4242) == "forked the child (pid 4242)"
 
@@ -78,7 +89,7 @@ def test_a_refused_clone3_falls_back_to_os_fork_and_writes(forks, monkeypatch, t
     f = launch._Fork(str(tmp_path))
     assert f() == 4242 and forks == [1] and not f.placed
     assert seen == [str(tmp_path)]
-    assert f.describe(4242).startswith("forked the child (pid 4242); clone3 into the cgroup refused (clone3 ")
+    assert f.describe(4242).startswith("forked the child (pid 4242); birth into the cgroups refused (clone3 ")
 
 
 def test_a_cgroup_that_cannot_be_opened_falls_back_to_os_fork(forks, tmp_path):
@@ -95,6 +106,107 @@ def test_an_accepted_clone3_is_not_followed_by_os_fork(forks, monkeypatch, tmp_p
     assert "(clone3 CLONE_INTO_CGROUP)" in f.describe(777)
     with pytest.raises(OSError):
         os.fstat(fds[0])                # the cgroup fd is closed again
+
+
+# -- v1: the child writes "0" into each hierarchy's tasks ------------------------------------------------------------
+
+def _tasks_dirs(tmp_path, n):
+    dirs = []
+    for i in range(n):
+        d = tmp_path / f"h{i}"
+        d.mkdir()
+        (d / "tasks").write_text("")
+        dirs.append(str(d))
+    return tuple(dirs)
+
+
+def test_the_child_writes_0_into_every_tasks_file_and_says_it_placed_itself(monkeypatch, tmp_path):
+    monkeypatch.setattr(launch.os, "fork", lambda: 0)          # this process plays the child
+    dirs = _tasks_dirs(tmp_path, 3)
+    before = set(os.listdir("/proc/self/fd"))
+    f = launch._Fork(None, dirs)
+    assert f() == 0 and f.child_placed
+    assert [open(d + "/tasks").read() for d in dirs] == ["0"] * 3
+    assert set(os.listdir("/proc/self/fd")) == before          # no fd of the host's cgroupfs travels on
+
+
+def test_the_parent_of_a_self_placing_child_writes_nothing_and_waits_for_its_word(forks, tmp_path):
+    dirs = _tasks_dirs(tmp_path, 2)
+    f = launch._Fork(None, dirs)
+    assert f() == 4242 and f.self_placing and not f.placed and not f.child_placed
+    assert [open(d + "/tasks").read() for d in dirs] == ["", ""]
+    assert "it places itself in the v1 hierarchies (tasks)" in f.describe(4242)
+
+
+def test_a_tasks_file_that_cannot_be_opened_leaves_the_placing_to_the_parent(forks, tmp_path):
+    dirs = _tasks_dirs(tmp_path, 1) + (str(tmp_path / "gone"),)
+    before = set(os.listdir("/proc/self/fd"))
+    f = launch._Fork(None, dirs)
+    assert f() == 4242 and not f.self_placing and not f.placed
+    assert set(os.listdir("/proc/self/fd")) == before
+    assert "gone/tasks: No such file" in f.describe(4242) and f.describe(4242).endswith("placed by writes")
+
+
+def test_a_refused_tasks_write_is_reported_as_not_placed(monkeypatch, tmp_path):
+    """A pids limit reached (EAGAIN) or no permission: the child says so and the parent writes cgroup.procs, whose
+    own error is the one the user gets."""
+    monkeypatch.setattr(launch.os, "fork", lambda: 0)
+    dirs = _tasks_dirs(tmp_path, 2)
+    real_write = launch.os.write
+
+    def refuse(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("h1/tasks"):
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        return real_write(fd, data)
+    monkeypatch.setattr(launch.os, "write", refuse)
+    f = launch._Fork(None, dirs)
+    assert f() == 0 and not f.child_placed
+
+
+def test_a_hybrid_child_is_placed_only_if_clone3_took_it_too(monkeypatch, tmp_path):
+    dirs = _tasks_dirs(tmp_path, 1)
+    monkeypatch.setattr(launch.os, "fork", lambda: 0)
+    monkeypatch.setattr(sc, "fork_into_cgroup", lambda fd: 0)
+    f = launch._Fork(str(tmp_path), dirs)
+    assert f() == 0 and f.child_placed
+    monkeypatch.setattr(sc, "fork_into_cgroup", lambda fd: (_ for _ in ()).throw(SyscallError("clone3", "x", 1)))
+    f = launch._Fork(str(tmp_path), dirs)
+    assert f() == 0 and not f.child_placed      # os.fork's child: the parent writes every hierarchy
+
+
+def test_exec_intermediate_keeps_the_fds_for_the_process_it_forks(monkeypatch, tmp_path):
+    """defer (exec with an intermediate): the child writes nothing; the process it forks will (init.py
+    _fork_final_process), so the pids limit applies to neither fork."""
+    monkeypatch.setattr(launch.os, "fork", lambda: 0)
+    dirs = _tasks_dirs(tmp_path, 2)
+    f = launch._Fork(None, dirs, defer=True)
+    assert f() == 0 and f.child_placed and len(f.tasks_fds) == 2
+    assert [open(d + "/tasks").read() for d in dirs] == ["", ""]
+    assert [os.readlink(f"/proc/self/fd/{fd}") for fd in f.tasks_fds] == [d + "/tasks" for d in dirs]
+    for fd in f.tasks_fds:
+        os.close(fd)
+
+
+def test_the_parent_of_a_deferring_child_closes_its_fds(forks, tmp_path):
+    before = set(os.listdir("/proc/self/fd"))
+    f = launch._Fork(None, _tasks_dirs(tmp_path, 2), defer=True)
+    assert f() == 4242 and f.self_placing and f.tasks_fds == []
+    assert set(os.listdir("/proc/self/fd")) == before
+
+
+def test_the_childs_report_reads_back_as_sent():
+    from ociruntime import init
+    from ociruntime.initargs import ExecArgs, InitArgs
+    assert launch._pid_report(init.pid_report(InitArgs(self_placed=True), 321), 1) == (321, True)
+    assert launch._pid_report(init.pid_report(InitArgs(self_placed=False), 321), 1) == (321, False)
+    assert launch._pid_report(init.pid_report(ExecArgs(self_placed=True), None), 7) == (7, True)
+    assert launch._pid_report(init.pid_report(ExecArgs(), None), 7) == (7, False)
+
+
+@pytest.mark.parametrize("payload,pid,placed", [("123", 123, False), ("123 placed", 123, True), ("", 9, False),
+                                                 ("placed", 9, True)])
+def test_the_pid_report_carries_the_pid_and_whether_the_child_placed_itself(payload, pid, placed):
+    assert launch._pid_report(payload, 9) == (pid, placed)
 
 
 def test_the_pidns_fork_uses_the_fork_it_is_given():
