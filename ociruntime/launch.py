@@ -363,6 +363,10 @@ class _Fork:
 
     def __call__(self) -> int:
         fds = self._open_tasks()
+        if self.tasks and not fds:
+            # a v1 `tasks` could not be opened: clone3 would put the child in the hybrid's cgroup2 hierarchy only,
+            # and `placed` would tell the caller it is in all its cgroups. os.fork, and every hierarchy is written.
+            self.path = None
         pid = -1
         try:
             pid = self._fork()

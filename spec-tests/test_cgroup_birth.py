@@ -153,3 +153,39 @@ def test_exec_with_an_initial_cpu_affinity_is_placed_by_a_write_after_it(runtime
     finally:
         runtime("delete", "--force", cid)
         reap()
+
+
+@pytest.mark.skipif(V2 or os.geteuid() != 0, reason="cgroup v1/hybrid, as root: a v1 `tasks` that cannot be opened")
+def test_a_v1_tasks_file_that_cannot_be_opened_still_gets_init_and_exec_into_that_hierarchy(runtime, bundle, cid,
+                                                                                           tmp_path):
+    """The child places itself through each v1 hierarchy's `tasks`, opened by the parent before the fork. When one
+    cannot be opened (here: a read-only file bound over it; a delegation that chowned cgroup.procs only, EMFILE...),
+    the parent must place by cgroup.procs writes as before. On a hybrid host clone3 put the child in the unified
+    hierarchy's cgroup only; that birth must not count as "placed everywhere" (it did: init and exec's process ran in
+    the runtime's pids cgroup, outside the container's, and create and exec succeeded)."""
+    pids = own_cgroup_dirs().get("pids")
+    if not pids or not os.path.isdir(pids):
+        pytest.skip("no v1 pids hierarchy")
+    want = bundle.config["linux"]["cgroupsPath"]
+    d = os.path.join(pids, want)
+    os.mkdir(d)                     # an existing cgroup: create makes the others and uses this one
+    ro = tmp_path / "ro"
+    ro.write_text("")
+    subprocess.run(["mount", "--bind", str(ro), d + "/tasks"], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", d + "/tasks"], check=True)
+        with pytest.raises(OSError):
+            os.open(d + "/tasks", os.O_WRONLY)
+        runtime("run", "-d", "--bundle", bundle.set_args("sleep", "100").write(), cid)
+        init = runtime.state(cid)["pid"]
+        with open(f"/proc/{init}/cgroup") as f:
+            lines = f.read().split()
+        assert [ln for ln in lines if ":pids:" in ln][0].endswith("/" + want), lines
+        p = runtime("exec", cid, "cat", "/proc/self/cgroup")
+        assert [ln for ln in p.stdout.split() if ":pids:" in ln][0].endswith(":pids:/"), p.stdout
+    finally:
+        subprocess.run(["umount", d + "/tasks"], check=True)
+        runtime("delete", "--force", cid, check=False)
+        reap()
+        if os.path.isdir(d):
+            os.rmdir(d)

@@ -147,6 +147,22 @@ def test_a_tasks_file_that_cannot_be_opened_leaves_the_placing_to_the_parent(for
     assert "gone/tasks: No such file" in f.describe(4242) and f.describe(4242).endswith("placed by writes")
 
 
+@pytest.mark.parametrize("defer", [False, True])
+def test_on_a_hybrid_host_a_tasks_file_that_cannot_be_opened_is_not_placed_by_the_unified_birth(forks, monkeypatch,
+                                                                                               tmp_path, defer):
+    """clone3 places the child in the hybrid's cgroup2 hierarchy only: when a v1 `tasks` cannot be opened, `placed`
+    must stay False so the parent writes every hierarchy's cgroup.procs (before: clone3 went ahead, `placed` said
+    "in all its cgroups", and nobody wrote the v1 ones: init and exec's process ran outside the container's v1
+    cgroups, devices included, without an error)."""
+    born = []
+    monkeypatch.setattr(sc, "fork_into_cgroup", lambda fd: born.append(fd) or 777)
+    dirs = _tasks_dirs(tmp_path, 1) + (str(tmp_path / "gone"),)
+    f = launch._Fork(str(tmp_path), dirs, defer)
+    pid = f()
+    assert not f.placed and not f.self_placing, f.describe(pid)
+    assert "gone/tasks: No such file" in f.describe(pid) and f.describe(pid).endswith("placed by writes")
+
+
 def test_a_refused_tasks_write_is_reported_as_not_placed(monkeypatch, tmp_path):
     """A pids limit reached (EAGAIN) or no permission: the child says so and the parent writes cgroup.procs, whose
     own error is the one the user gets."""
