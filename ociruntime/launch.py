@@ -198,9 +198,23 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
         step("state and pid file written")
         step.done()
         return st
-    except BaseException:
+    except BaseException as e:
         rollback(undo)
+        if not isinstance(e, Interrupted):
+            _poststop_after_failure(cfg, cid, bundle, g.log)
         raise
+
+
+def _poststop_after_failure(cfg, cid: str, bundle: str, log) -> None:
+    """runtime.md steps 3-5: a create that fails once its id is taken continues the lifecycle at step 12: destroyed
+    (the rollback just done), then its poststop hooks (13), whose failures are warnings. runc 1.1.5 does the same
+    (its destroy runs them); not when create is interrupted by a signal (runc's create just dies)."""
+    if cfg.hooks.poststop:
+        from .linux import hooks
+        try:
+            hooks.poststop_all(cfg.hooks.poststop, hooks.state_doc(cid, "stopped", 0, bundle, cfg.annotations), log)
+        except Exception:  # noqa: BLE001   the create's own error is what the user needs
+            pass
 
 
 def rollback(undo) -> None:

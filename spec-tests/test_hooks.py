@@ -131,3 +131,33 @@ def test_a_failing_poststart_hook_fails_start_and_stops_the_container(runtime, b
     assert p.returncode == 1 and "hooks.poststart[0]" in p.stderr, p.stderr
     assert runtime.state(cid)["status"] == "stopped"
     runtime("delete", cid)               # no --force needed: it is stopped
+
+
+def test_a_create_that_fails_runs_the_poststop_hooks(runtime, bundle, make_id, tmp_path):
+    # runtime.md steps 3-5: a failing prestart/createRuntime/createContainer hook MUST stop the container and
+    # "continue the lifecycle at step 12": destroyed, then the poststop hooks (13). runc 1.1.5 runs them after any
+    # failure once the id is taken (its destroy does), e.g. a program that does not exist; crun's
+    # test_hooks.py poststop-hook-on-createruntime-failure checks the same. The hook sees "stopped", no pid.
+    marker = tmp_path / "poststop"
+    poststop = [{"path": _hook_script(tmp_path, "post", f'cat > "{marker}"')}]
+    for why, hooks, args in (("createRuntime", {"createRuntime": [{"path": "/bin/false"}]}, ["true"]),
+                             ("prestart", {"prestart": [{"path": "/bin/false"}]}, ["true"]),
+                             ("missing program", {}, ["/does-not-exist"])):
+        bundle.config["hooks"] = dict(hooks, poststop=poststop)
+        bundle.set_args(*args).write()
+        cid = make_id()
+        p = runtime("create", "--bundle", bundle.path, cid, check=False)
+        assert p.returncode != 0, why
+        assert not os.path.exists(os.path.join(runtime.root, cid)), why
+        seen = json.loads(marker.read_text())
+        assert seen["id"] == cid and seen["status"] == "stopped" and "pid" not in seen, (why, seen)
+        marker.unlink()
+
+
+def test_a_failing_poststop_hook_after_a_failed_create_is_only_a_warning(runtime, bundle, cid, tmp_path):
+    # step 13: a poststop failure is a warning; the error the user sees is the create's own
+    bundle.config["hooks"] = {"createRuntime": [{"path": "/bin/false"}], "poststop": [{"path": "/bin/false"}]}
+    p = runtime("create", "--bundle", bundle.set_args("true").write(), cid, check=False)
+    assert p.returncode == 1
+    assert "hooks.createRuntime[0]" in p.stderr and "hooks.poststop[0]" in p.stderr
+    assert not os.path.exists(os.path.join(runtime.root, cid))
