@@ -290,9 +290,10 @@ def _stage2(a: InitArgs, step):
         step("14 prestart/createRuntime hooks run by the parent")
     if cfg.hooks.create_container:                               # 15
         from .linux import hooks
-        # process.env as it is (runc: HOME is not known before pivot_root)
+        # process.env as it is (runc: HOME is not known before pivot_root); in the bundle directory as the other
+        # create-time hooks (crun's too: the container's mounts are then under rootfs/ there)
         hooks.run_all("createContainer", cfg.hooks.create_container, _state(a, "creating", os.getpid()),
-                      dict(kv.partition("=")[::2] for kv in proc.env))
+                      dict(kv.partition("=")[::2] for kv in proc.env), cwd=cfg.bundle)
         step("15 createContainer hooks")
     fault("init:before-pivot")
     rootfs.pivot(cfg.root_path, bool(a.no_pivot), chroot_only=not own_mntns)  # 16

@@ -212,7 +212,8 @@ def _poststop_after_failure(cfg, cid: str, bundle: str, log) -> None:
     if cfg.hooks.poststop:
         from .linux import hooks
         try:
-            hooks.poststop_all(cfg.hooks.poststop, hooks.state_doc(cid, "stopped", 0, bundle, cfg.annotations), log)
+            hooks.poststop_all(cfg.hooks.poststop, hooks.state_doc(cid, "stopped", 0, bundle, cfg.annotations), log,
+                               cwd=bundle)
         except Exception:  # noqa: BLE001   the create's own error is what the user needs
             pass
 
@@ -304,11 +305,12 @@ def _send_bind_sources(sock, pid: int, cfg) -> None:
 
 
 def creation_hooks(cfg, cid: str, pid: int, bundle: str) -> None:
-    """prestart then createRuntime, in the runtime's namespaces, the container `creating` (create and restore)."""
+    """prestart then createRuntime, in the runtime's namespaces, the container `creating` (create and restore);
+    in the bundle directory, as runc's (it chdirs there for create)."""
     from .linux import hooks
     state = hooks.state_doc(cid, "creating", pid, bundle, cfg.annotations)
-    hooks.run_all("prestart", cfg.hooks.prestart, state)
-    hooks.run_all("createRuntime", cfg.hooks.create_runtime, state)
+    hooks.run_all("prestart", cfg.hooks.prestart, state, cwd=bundle)
+    hooks.run_all("createRuntime", cfg.hooks.create_runtime, state, cwd=bundle)
 
 
 def _warm_up(mgr, pid: int) -> bool:

@@ -161,3 +161,17 @@ def test_a_failing_poststop_hook_after_a_failed_create_is_only_a_warning(runtime
     assert p.returncode == 1
     assert "hooks.createRuntime[0]" in p.stderr and "hooks.poststop[0]" in p.stderr
     assert not os.path.exists(os.path.join(runtime.root, cid))
+
+
+def test_create_time_hooks_run_in_the_bundle_directory(runtime, bundle, cid, tmp_path):
+    # runc chdirs to --bundle for create, so prestart and createRuntime run there whatever the caller's directory;
+    # createContainer too (as crun's, whose test_hooks createContainer-hook-after-mounts finds the container's /proc
+    # at rootfs/proc/self relative to it: the mounts are made, pivot_root is not)
+    hooks = {}
+    for kind in ("prestart", "createRuntime", "createContainer"):
+        check = ' && test -e rootfs/proc/self' if kind == "createContainer" else ""
+        hooks[kind] = [{"path": _hook_script(tmp_path, kind, f'pwd > "{tmp_path}/{kind}.cwd"{check}')}]
+    bundle.config["hooks"] = hooks
+    runtime("create", "--bundle", bundle.set_args("true").write(), cid, cwd="/")
+    for kind in hooks:
+        assert (tmp_path / f"{kind}.cwd").read_text().strip() == bundle.path, kind

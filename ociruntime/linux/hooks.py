@@ -11,22 +11,26 @@ class HookError(RuntimeErr):
     pass
 
 
-def run_all(kind: str, hooks, state: dict, default_env: dict | None = None) -> None:
+def run_all(kind: str, hooks, state: dict, default_env: dict | None = None, cwd: str | None = None) -> None:
     """Run hooks of one kind in order; the first failure raises HookError naming hooks.<kind>[i].
-    A hook without `env` gets default_env; None: the runtime's own environment (runc, crun)."""
+    A hook without `env` gets default_env; None: the runtime's own environment (runc, crun). cwd: the hooks'
+    working directory (None: ours)."""
     data = dumps(state).encode()
     for i, h in enumerate(hooks):
-        run_one(kind, i, h, data, default_env)
+        run_one(kind, i, h, data, default_env, cwd)
 
 
-def run_one(kind: str, i: int, h, data: bytes, default_env: dict | None = None) -> None:
+def run_one(kind: str, i: int, h, data: bytes, default_env: dict | None = None, cwd: str | None = None) -> None:
     """One hook: the state on stdin, its args/env, its timeout; HookError names hooks.<kind>[i]."""
     where = f"hooks.{kind}[{i}] {h.path}"
+    if cwd is not None and not os.access(cwd, os.X_OK):     # e.g. a user namespace that cannot search it: ours
+        cwd = None
     args = list(h.args) or [h.path]
     try:
         # its own session, so a timeout kills the hook's children too (none is left running)
         p = subprocess.Popen(args, executable=h.path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env=default_env if h.env is None else _env(h.env), close_fds=True, start_new_session=True)
+                             stderr=subprocess.PIPE, env=default_env if h.env is None else _env(h.env), close_fds=True, start_new_session=True,
+                             cwd=cwd)
     except OSError as e:
         raise HookError(f"{where}: {e.strerror}") from None
     try:
@@ -55,12 +59,12 @@ def hooks_from_raw(raw: dict | None, kind: str):
     return _hooks((raw or {}).get(kind))
 
 
-def poststop_all(hooks, state: dict, log) -> None:
+def poststop_all(hooks, state: dict, log, cwd: str | None = None) -> None:
     """poststop: a failure is logged and the rest still run (runtime.md: delete continues)."""
     data = dumps(state).encode()
     for i, h in enumerate(hooks):
         try:
-            run_one("poststop", i, h, data)
+            run_one("poststop", i, h, data, cwd=cwd)
         except HookError as e:
             log.warn(str(e))
 
