@@ -110,6 +110,19 @@ def test_all_eight_namespaces_with_a_user_namespace_and_mappings(runtime, bundle
     assert lines[3] != own_ns("user")
 
 
+def test_id_mappings_without_a_user_namespace_are_ignored_as_runc(runtime, bundle, cid):
+    # config-linux.md is silent; runc 1.1.5 reads uidMappings/gidMappings only with a user namespace and otherwise
+    # runs the container in the runtime's (crun's test_uid_gid userns-full-mapping gives mappings and no "user")
+    bundle.ns("mount", "pid")
+    bundle.config.pop("hostname")
+    bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    out = run_sh(runtime, bundle, cid, "cat /proc/self/uid_map; id -u; readlink /proc/self/ns/user")
+    lines = out.split("\n")
+    assert lines[0].split() == ["0", "0", "4294967295"]
+    assert lines[1] == "0" and lines[2] == own_ns("user")
+
+
 def test_time_namespace_offsets_shift_the_boottime_clock(runtime, bundle, cid):
     bundle.ns("pid", "mount", "time")
     bundle.config.pop("hostname")

@@ -362,8 +362,6 @@ SEMANTIC_CASES = [
      "hostname: requires a uts namespace in linux.namespaces"),
     (_both(_del(("hostname",)), _set(("domainname",), "example.org"), _set(("linux", "namespaces"), [{"type": "mount"}])),
      "domainname: requires a uts namespace in linux.namespaces"),
-    (_set(("linux", "gidMappings"), [{"containerID": 0, "hostID": 1000, "size": 1}]),
-     "linux.gidMappings: requires a user namespace in linux.namespaces"),
     (_set(("linux", "timeOffsets"), {"monotonic": {"secs": 1}}),
      "linux.timeOffsets: requires a new time namespace (no path) in linux.namespaces"),
     (_both(_append(("linux", "namespaces"), {"type": "time", "path": "/proc/1/ns/time"}),

@@ -347,9 +347,7 @@ def _needs_namespace(doc, ctx):
     for key in ("hostname", "domainname"):
         if doc.get(key) and "uts" not in ns:     # else it would rename the host (runc refuses too)
             yield key, "requires a uts namespace in linux.namespaces"
-    for key in ("uidMappings", "gidMappings"):
-        if linux.get(key) and "user" not in ns:
-            yield f"linux.{key}", "requires a user namespace in linux.namespaces"
+    # uidMappings/gidMappings without a user namespace: ignored, as runc 1.1.5 (it reads them only with one)
     if "user" in ns and ns["user"] is None:
         # a new user namespace: the runtime writes the maps the config gives (it picks none itself, as runc)
         for key in ("uidMappings", "gidMappings"):
