@@ -231,7 +231,8 @@ def restore(g, cid: str, o: Options, criu_path: str, *, console_fd=None) -> "obj
     launch._check_supported(cfg, g)
     if cfg.process.terminal and o.console_socket is None and console_fd is None:
         from .errors import ConfigError
-        raise ConfigError("process.terminal", "is true but no --console-socket was given to receive the pty master")
+        raise ConfigError("process.terminal",
+                          "is true but no --console-socket was given: use --console-socket to receive the pty master")
     criu_bin = criu.find(criu_path)
     _check_features(criu_bin, o)
     try:

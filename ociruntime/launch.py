@@ -76,7 +76,8 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
     step("config.json loaded and validated")
     _check_supported(cfg, g)
     if cfg.process.terminal and o.console_socket is None and o.console_fd is None:
-        raise ConfigError("process.terminal", "is true but no --console-socket was given to receive the pty master")
+        raise ConfigError("process.terminal",
+                          "is true but no --console-socket was given: use --console-socket to receive the pty master")
     if not cfg.process.terminal and o.console_socket is not None:       # runc's checkTerminal
         raise ConfigError("process.terminal", "is false: --console-socket cannot be used without a terminal")
     st = ContainerState.new(g.root, cid, {
@@ -653,7 +654,8 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
     cfg, _ = model.load(st.facts["bundle"], validate=False)
     step("config.json loaded")
     if process.terminal and console_socket is None and console_fd is None:
-        raise ConfigError("process.terminal", "is true but no --console-socket was given to receive the pty master")
+        raise ConfigError("process.terminal",
+                          "is true but no --console-socket was given: use --console-socket to receive the pty master")
     undo = []
     console_ours = console_fd is not None       # run/exec in the foreground: their own end of the console socket
     try:

@@ -340,6 +340,14 @@ def test_terminal_without_console_socket_fails_create_cleanly(runtime, bundle, c
     assert not os.path.exists(os.path.join(runtime.root, cid))
 
 
+def test_detached_run_with_a_terminal_fails_telling_to_use_console_socket(runtime, bundle, cid):
+    # refused as runc refuses it; the message says what to do in the words crun's test_tty detach-tty looks for
+    bundle.config["process"]["terminal"] = True
+    p = runtime("run", "--detach", "--bundle", bundle.write(), cid, check=False)
+    assert p.returncode != 0 and "use --console-socket" in p.stderr, p.stderr
+    assert not os.path.exists(os.path.join(runtime.root, cid))
+
+
 def test_a_masked_path_cannot_be_unmasked_by_a_mount_in_mounts(runtime, bundle, cid, tmp_path):
     # mounts[] tries to put host content back over a masked directory: masking runs after every mount
     src = tmp_path / "fw"
