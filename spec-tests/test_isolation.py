@@ -258,6 +258,21 @@ def test_tmpfs_over_an_existing_directory_takes_its_mode_as_runc(runtime, bundle
     assert out.splitlines()[:2] == ["1777", "700"], out
     assert "mode=700" in out.splitlines()[2], out
 
+def test_read_only_tmpfs_over_an_existing_directory_takes_its_mode_too(runtime, bundle, cid):
+    """crun's test_mounts.py (mount-tmpfs-permissions): a "ro" tmpfs over a 0712 directory shows 712. runc 1.1
+    mounts the tmpfs read-write, chmods it, then remounts the mount read-only (the superblock stays rw)."""
+    os.mkdir(os.path.join(bundle.rootfs, "test-tmpfs"))
+    os.chmod(os.path.join(bundle.rootfs, "test-tmpfs"), 0o712)
+    bundle.config["mounts"].append({"destination": "/test-tmpfs", "type": "tmpfs", "source": "tmpfs",
+                                    "options": ["ro"]})
+    out = run_sh(runtime, bundle, cid, "stat -c %a /test-tmpfs; grep ' /test-tmpfs ' /proc/self/mountinfo;"
+                                       "touch /test-tmpfs/x 2>/dev/null && echo writable || echo read-only")
+    mode, line, writable = out.splitlines()
+    assert mode == "712", out
+    assert line.split()[5].split(",")[0] == "ro", out
+    assert writable == "read-only", out
+
+
 
 def test_bind_mount_ro_of_a_host_directory(runtime, bundle, cid, tmp_path):
     src = tmp_path / "shared"

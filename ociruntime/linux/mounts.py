@@ -223,12 +223,15 @@ def _mount_fs(rootfs, m, dest, where, opts, mount_label, index) -> int:
         _check_ordinary_directory(rootfs, dest, fstype, index)
     source = m.source or fstype or "none"
     data = _with_label(opts.data, fstype, mount_label)
-    keep_mode = _dir_mode(rootfs, dest) if fstype == "tmpfs" and not opts.flags & (sc.MS_REMOUNT | sc.MS_RDONLY) \
-        else None
+    keep_mode = _dir_mode(rootfs, dest) if fstype == "tmpfs" and not opts.flags & sc.MS_REMOUNT else None
+    # runc 1.1: a read-only tmpfs is mounted read-write, given its mode, then remounted read-only (the mount, not
+    # the superblock), so a "ro" tmpfs over a directory keeps that directory's mode too
+    ro_later = fstype == "tmpfs" and opts.flags & sc.MS_RDONLY and not opts.flags & sc.MS_REMOUNT
+    flags = opts.flags & ~sc.MS_RDONLY if ro_later else opts.flags
     fd = open_in_root(rootfs, dest, create=None if opts.flags & sc.MS_REMOUNT else "dir")
     try:
         try:
-            _call("mount", f"{source} -> {where}", sc.mount, source, fd_path(fd), fstype, opts.flags, data or None)
+            _call("mount", f"{source} -> {where}", sc.mount, source, fd_path(fd), fstype, flags, data or None)
         except SyscallError as e:
             host = _USERNS_FALLBACK.get(fstype)
             if e.err != errno.EPERM or host is None:
@@ -254,6 +257,12 @@ def _mount_fs(rootfs, m, dest, where, opts, mount_label, index) -> int:
         except OSError as e:
             os.close(target)
             raise SyscallError("chmod", where, e.errno) from None
+    if ro_later:
+        try:
+            remount_bind(target, opts.flags, opts.clear_flags, touches_atime=opts.touches_atime, where=where)
+        except BaseException:
+            os.close(target)
+            raise
     return target
 
 
