@@ -421,7 +421,8 @@ def test_sysctl_net_key_without_a_network_namespace_is_refused(runtime, bundle, 
 
 def test_sysctl_kernel_hostname_is_refused_and_domainname_only_beside_the_domainname_field(runtime, bundle, cid):
     # runc 1.1.5: kernel.hostname (also as kernel/hostname) is refused, it conflicts with the hostname field;
-    # kernel.domainname alone is allowed. With the domainname field as well it is the same conflict: refused
+    # kernel.domainname alone is allowed. With the domainname field as well (another value) it is the same conflict:
+    # refused
     for sysctl, fields in (({"kernel.hostname": "x"}, {}), ({"kernel/hostname": "x"}, {"hostname": "h"}),
                            ({"kernel.domainname": "x"}, {"domainname": "d"})):
         bundle.config["linux"]["sysctl"] = sysctl
@@ -434,3 +435,11 @@ def test_sysctl_kernel_hostname_is_refused_and_domainname_only_beside_the_domain
     bundle.config.pop("domainname")
     bundle.config["linux"]["sysctl"] = {"kernel.domainname": "fromsysctl"}
     assert run(runtime, bundle, cid, "cat /proc/sys/kernel/domainname").stdout == "fromsysctl\n"
+
+
+def test_sysctl_kernel_domainname_equal_to_the_domainname_field_is_no_conflict(runtime, bundle, cid):
+    # crun's test_domainname.py ("domainname with syctl"): the same value in both places is accepted (a different
+    # one is still refused above); runc 1.1.5, which predates the field, accepts both
+    bundle.config["domainname"] = "samedomain"
+    bundle.config["linux"]["sysctl"] = {"kernel/domainname": "samedomain"}
+    assert run(runtime, bundle, cid, "cat /proc/sys/kernel/domainname").stdout == "samedomain\n"

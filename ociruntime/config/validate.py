@@ -477,11 +477,12 @@ def _intel_rdt(doc, ctx):
 def _sysctl_names_fields(doc, ctx):
     """runc refuses sysctl kernel.hostname outright: it conflicts with the `hostname` field (runc's wording).
     kernel.domainname: runc 1.1.5 lets it override a `domainname` field (its rule predates that field, added in
-    spec 1.1); the conflict is the same, so it is refused when the field is set too, allowed alone (as runc)."""
-    for key in doc.get("linux", {}).get("sysctl", {}):
+    spec 1.1); the conflict is the same, so it is refused when the field is set too with another value, allowed
+    alone (as runc) or with the same value (as crun: no conflict then)."""
+    for key, value in doc.get("linux", {}).get("sysctl", {}).items():
         name = key.strip("/").replace("/", ".") if "/" in key else key
         field = {"kernel.hostname": "hostname", "kernel.domainname": "domainname"}.get(name)
-        if field == "hostname" or (field and field in doc):
+        if field == "hostname" or (field and field in doc and doc[field] != value):
             yield map_key("linux.sysctl", key), f"sysctl {name!r} is not allowed as it conflicts with the OCI " \
                                                 f"{field!r} field"
 
