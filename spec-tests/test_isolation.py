@@ -237,6 +237,14 @@ def test_linux_devices_are_created_with_mode_and_owner(runtime, bundle, cid):
     assert out.split("\n")[:2] == ["1:3 640 0 8", "ok"]
 
 
+def test_a_device_path_with_a_trailing_slash_is_made_at_the_cleaned_path(runtime, bundle, cid):
+    # crun's test_devices.py (handle-device-trailing-slash): linux.devices path "/mnt/" makes the node /mnt, as runc
+    # (its filepath.Join cleans the path); it failed with mknod ENOENT on an empty name
+    bundle.config["linux"]["devices"] = [{"path": "/mnt/", "type": "b", "major": 10, "minor": 229}]
+    out = run_sh(runtime, bundle, cid, "stat -c '%F %t:%T' /mnt")
+    assert out.strip() == "block special file a:e5", out
+
+
 def test_mounts_tmpfs_with_options(runtime, bundle, cid):
     bundle.config["mounts"].append({"destination": "/data", "type": "tmpfs", "source": "tmpfs",
                                     "options": ["nosuid", "nodev", "noexec", "size=1m", "mode=700"]})

@@ -67,7 +67,8 @@ def create_device(rootfs: str, dev, *, bind: bool = False, replace: bool = True)
     """One node at dev.path (container view): mknod + chmod + chown, or a bind of the host node."""
     if dev.type not in NODE_TYPES:
         raise SyscallError("mknod", f"{rootfs}{dev.path}: unknown device type {dev.type!r}", errno.EINVAL)
-    parent, name = os.path.split("/" + dev.path.lstrip("/"))
+    path = "/" + dev.path.strip("/")              # runc cleans the path: "/mnt/" is the node /mnt
+    parent, name = os.path.split(path)
     where = f"{rootfs.rstrip('/')}{parent.rstrip('/')}/{name}"
     dfd = open_in_root(rootfs, parent, create="dir")
     try:
@@ -82,7 +83,7 @@ def create_device(rootfs: str, dev, *, bind: bool = False, replace: bool = True)
             except SyscallError as e:
                 if e.err != errno.EPERM or dev.type == "p":
                     raise
-        _bind_host_node(rootfs, dev, where)
+        _bind_host_node(rootfs, path, where)
     finally:
         os.close(dfd)
 
@@ -104,9 +105,8 @@ def _mknod(name, dfd, dev, where) -> None:
         os.close(node)
 
 
-def _bind_host_node(rootfs, dev, where) -> None:
-    host = "/" + dev.path.lstrip("/")
-    target = open_in_root(rootfs, dev.path, create="file", mode=0o600)
+def _bind_host_node(rootfs, host, where) -> None:
+    target = open_in_root(rootfs, host, create="file", mode=0o600)
     try:
         sc.mount(host, fd_path(target), None, sc.MS_BIND)
     except SyscallError as e:
