@@ -341,23 +341,29 @@ def _stage2(a: InitArgs, step):
     # without noNewPrivileges, loading a filter needs CAP_SYS_ADMIN: then it goes in before the user switch
     early_seccomp = bool(lx.seccomp) and not proc.no_new_privileges
     if early_seccomp:
-        _load_seccomp(a, lx.seccomp, listener)
+        _load_seccomp(a, lx.seccomp, listener, "creating")
         step("seccomp filter loaded (before the user switch)")
-    _report_unknown_syscalls(a, lx.seccomp, early_seccomp)
+    # with a seccomp agent, the filter goes in before READY whatever noNewPrivileges says: the agent gets the fd
+    # during create, the state saying "creating" (runc 1.1); the startContainer hooks then run under the filter
+    agent_seccomp = bool(lx.seccomp) and not early_seccomp and listener is not None
+    _report_unknown_syscalls(a, lx.seccomp, early_seccomp or agent_seccomp)
     env = _env(proc)                                             # HOME from /etc/passwd: before the user switch
     _switch_user(a, proc)                                        # 25
     if proc.no_new_privileges:                                   # 26
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     argv0 = _lookup(proc, env)  # fail in create, not in start, when the program is missing
     step("25-26 user, capabilities, noNewPrivileges; program found")
+    if agent_seccomp:
+        _load_seccomp(a, lx.seccomp, listener, "creating")
+        step("seccomp filter loaded (an agent listens)")
     step.done("READY")
     _wait_for_start(a, fifo)
     try:
         if cfg.hooks.start_container:                            # 28
             from .linux import hooks
             hooks.run_all("startContainer", cfg.hooks.start_container, _state(a, "created", os.getpid()), env)
-        if lx.seccomp and not early_seccomp:                     # 29
-            _load_seccomp(a, lx.seccomp, listener)
+        if lx.seccomp and not early_seccomp and not agent_seccomp:   # 29
+            _load_seccomp(a, lx.seccomp, listener, "running")
         _restore_signals()
         _exec_program(exe, err_fd, argv0, proc, env)             # 30
     except BaseException as e:  # noqa: BLE001 — the FIFO is still open: `start` reads this and fails
@@ -387,9 +393,9 @@ def _exec_program(exe, err_fd: int, argv0: str, proc, env: dict):
     dmz.execve(exe, err_fd, argv0, list(proc.args), env)
 
 
-def _load_seccomp(a, cfg, listener):
+def _load_seccomp(a, cfg, listener, status="running"):
     from .linux import seccomp
-    seccomp.load(cfg, state=_state(a, "running"), listener=listener, debug=_note(a, "debug"))
+    seccomp.load(cfg, state=_state(a, status), listener=listener, debug=_note(a, "debug"))
     if listener is not None:
         listener.close()
 

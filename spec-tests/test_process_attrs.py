@@ -338,6 +338,33 @@ def test_seccomp_notify_hands_the_fd_to_the_agent_on_the_host(runtime, bundle, c
     assert msg["state"]["id"] == cid and msg["pid"] == msg["state"]["pid"] > 1   # pid as the runtime sees it
 
 
+@pytest.mark.parametrize("nnp", [True, False], ids=["noNewPrivileges", "privileged-load"])
+def test_seccomp_agent_gets_the_fd_during_create_with_status_creating(runtime, bundle, cid, tmp_path, nnp):
+    # runc 1.1 loads the filter and contacts the agent before `create` returns, the state saying "creating"
+    # (crun's test_seccomp.py seccomp-listener checks that status too); it came at `start`, saying "running"
+    import threading
+    import time
+    path = str(tmp_path / "agent.sock")
+    out = {"ready": threading.Event()}
+    t = threading.Thread(target=_agent, args=(path, errno.EXDEV, out), daemon=True)
+    t.start()
+    out["ready"].wait(5)
+    seccomp(bundle, defaultAction="SCMP_ACT_ALLOW", listenerPath=path,
+            syscalls=[{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}])
+    bundle.config["process"]["noNewPrivileges"] = nnp
+    bundle.config["mounts"] = [m for m in bundle.config["mounts"] if m.get("type") != "cgroup"]
+    bundle.set_args("sh", "-c", "mkdir /tmp/d; echo rc=$?")
+    runtime("create", "--bundle", bundle.write(), cid)
+    deadline = time.monotonic() + 5
+    while "msg" not in out and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "msg" in out, "the agent heard nothing before start"
+    assert out["msg"]["state"]["status"] == "creating" and out["msg"]["state"]["id"] == cid
+    runtime("start", cid)
+    t.join(10)
+    runtime.wait_status(cid, "stopped")
+
+
 # --- LSMs: this host may have none; then the field must fail create, never be ignored ------------------------
 
 def _lsm():
