@@ -282,6 +282,27 @@ def test_read_only_tmpfs_over_an_existing_directory_takes_its_mode_too(runtime, 
 
 
 
+def test_tmpcopyup_fills_the_tmpfs_with_what_the_directory_held(runtime, bundle, cid):
+    """runc's tmpcopyup extension (crun's mount-tmpfs-to-rootfs uses it): the tmpfs starts with a copy of the
+    directory it covers, files, subdirectories and symlinks with their modes and owners; writes stay in the tmpfs."""
+    d = os.path.join(bundle.rootfs, "seeded")
+    os.makedirs(os.path.join(d, "sub"))
+    with open(os.path.join(d, "sub", "f"), "w") as f:
+        f.write("content")
+    os.chmod(os.path.join(d, "sub", "f"), 0o604)
+    os.chown(os.path.join(d, "sub", "f"), 1, 2)
+    os.symlink("sub/f", os.path.join(d, "link"))
+    os.chmod(d, 0o751)
+    bundle.config["mounts"].append({"destination": "/seeded", "type": "tmpfs", "source": "tmpfs",
+                                    "options": ["tmpcopyup", "nosuid"]})
+    out = run_sh(runtime, bundle, cid, "cat /seeded/link; echo; stat -c '%a %u:%g' /seeded /seeded/sub/f;"
+                                       "readlink /seeded/link; touch /seeded/new; grep ' /seeded ' /proc/self/mountinfo")
+    lines = out.splitlines()
+    assert lines[:4] == ["content", "751 0:0", "604 1:2", "sub/f"], out
+    assert " - tmpfs " in lines[4], out
+    assert sorted(os.listdir(d)) == ["link", "sub"]          # the new file went to the tmpfs
+
+
 def test_bind_mount_ro_of_a_host_directory(runtime, bundle, cid, tmp_path):
     src = tmp_path / "shared"
     src.mkdir()

@@ -88,7 +88,7 @@ class MountOptions:
     is_recursive_bind: bool = False
     idmap: bool = False             # idmap or ridmap given
     recursive_idmap: bool = False
-    tmpcopyup: bool = False         # accepted, not implemented
+    tmpcopyup: bool = False         # a tmpfs starts with a copy of the directory it covers (runc)
 
     @property
     def touches_atime(self) -> bool:
@@ -160,8 +160,6 @@ def mount_one(rootfs: str, m, *, bundle: str, mount_label: str | None = None, cg
     if opts.flags & sc.MS_RDONLY and os.path.normpath(dest) == "/dev":
         # devices, links and the console are made in it first: rootfs.remount_dev_readonly() at the end (runc)
         opts = replace(opts, flags=opts.flags & ~sc.MS_RDONLY)
-    if opts.tmpcopyup and debug is not None:
-        debug(f"mounts[{index}]: tmpcopyup is not implemented; {dest} starts empty")
     if m.type == "cgroup" and not opts.is_bind:
         return _mount_cgroup(rootfs, dest, where, opts, cgroup_mount)
     if opts.is_bind or m.type == "bind":
@@ -229,6 +227,8 @@ def _mount_fs(rootfs, m, dest, where, opts, mount_label, index) -> int:
     ro_later = fstype == "tmpfs" and opts.flags & sc.MS_RDONLY and not opts.flags & sc.MS_REMOUNT
     flags = opts.flags & ~sc.MS_RDONLY if ro_later else opts.flags
     fd = open_in_root(rootfs, dest, create=None if opts.flags & sc.MS_REMOUNT else "dir")
+    # tmpcopyup (runc's extension): what the directory holds, read through an fd taken before the tmpfs hides it
+    below = _open_dir(fd) if opts.tmpcopyup and fstype == "tmpfs" and not opts.flags & sc.MS_REMOUNT else None
     try:
         try:
             _call("mount", f"{source} -> {where}", sc.mount, source, fd_path(fd), fstype, flags, data or None)
@@ -246,9 +246,21 @@ def _mount_fs(rootfs, m, dest, where, opts, mount_label, index) -> int:
                 os.close(fallback)
         if opts.idmap:
             _idmap_in_place(rootfs, dest, fd, opts, m, where, index)
+    except BaseException:
+        if below is not None:
+            os.close(below)
+        raise
     finally:
         os.close(fd)
     target = open_in_root(rootfs, dest)
+    if below is not None:
+        try:
+            copy_up(below, target, where)
+        except BaseException:
+            os.close(target)
+            raise
+        finally:
+            os.close(below)
     if keep_mode is not None:
         # runc: a tmpfs mounted over a directory of the rootfs gets that directory's mode, whatever mode= says
         # (Docker's `--tmpfs /tmp` keeps /tmp's 1777); a directory created for the mount keeps mode=
@@ -264,6 +276,61 @@ def _mount_fs(rootfs, m, dest, where, opts, mount_label, index) -> int:
             os.close(target)
             raise
     return target
+
+
+def _open_dir(path_fd: int) -> int:
+    return os.open(fd_path(path_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def copy_up(src_dir: int, dst_path_fd: int, where: str) -> None:
+    """Copy the tree under the directory fd `src_dir` into the directory `dst_path_fd` (O_PATH) is, as runc's
+    tmpcopyup does: directories, regular files, symlinks and device nodes, with their modes and owners (a fifo or
+    socket fails, as in runc). Every step is relative to an fd, never following a symlink of the tree."""
+    dst = os.open(fd_path(dst_path_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _copy_tree(src_dir, dst, where)
+    except OSError as e:
+        raise SyscallError("tmpcopyup", f"{where}: {getattr(e, 'filename', '') or ''}", e.errno) from None
+    finally:
+        os.close(dst)
+
+
+def _copy_tree(src: int, dst: int, where: str) -> None:
+    nofollow = os.O_NOFOLLOW | os.O_CLOEXEC
+    for name in os.listdir(src):
+        st = os.stat(name, dir_fd=src, follow_symlinks=False)
+        kind = stat.S_IFMT(st.st_mode)
+        if kind == stat.S_IFDIR:
+            os.mkdir(name, 0o700, dir_fd=dst)
+            s2 = os.open(name, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=src)
+            try:
+                d2 = os.open(name, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=dst)
+                try:
+                    _copy_tree(s2, d2, where)
+                finally:
+                    os.close(d2)
+            finally:
+                os.close(s2)
+        elif kind == stat.S_IFREG:
+            s2 = os.open(name, os.O_RDONLY | nofollow, dir_fd=src)
+            try:
+                d2 = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow, 0o600, dir_fd=dst)
+                try:
+                    while os.sendfile(d2, s2, None, 1 << 30):
+                        pass
+                finally:
+                    os.close(d2)
+            finally:
+                os.close(s2)
+        elif kind == stat.S_IFLNK:
+            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+        elif kind in (stat.S_IFCHR, stat.S_IFBLK):
+            os.mknod(name, kind | 0o600, st.st_rdev, dir_fd=dst)
+        else:
+            raise OSError(errno.EINVAL, "neither a directory, a file, a symlink nor a device node", name)
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        if kind != stat.S_IFLNK:                   # after chown, which clears setuid/setgid
+            os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dst)
 
 
 def _dir_mode(rootfs, dest) -> int | None:
