@@ -77,7 +77,7 @@ def start(st: ContainerState, log) -> None:
             hooks.run_all("poststart", hooks.hooks_from_raw(st.facts["hooks"], "poststart"), state)
         except BaseException:
             # runtime.md step 9: a failing poststart hook MUST stop the container (runc 1.2: terminate init);
-            # `delete` then continues at step 12 (destroy, poststop hooks)
+            # the caller then continues at step 12 (cli start and run delete it: destroy, poststop hooks)
             _stop(st)
             raise
         step("poststart hooks")
