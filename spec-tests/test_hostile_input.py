@@ -154,3 +154,26 @@ def test_no_pivot_leaves_no_host_proc_that_lets_a_user_namespace_mount_proc(runt
     if "MOUNTED" not in p.stdout and "REFUSED" not in p.stdout:
         pytest.skip(f"no user namespace for an unprivileged process here: {p.stdout.strip() or p.stderr.strip()}")
     assert "REFUSED" in p.stdout, p.stdout
+
+
+@pytest.mark.parametrize("where", ["cgroupsPath", "cwd", "mount", "maskedPaths", "readonlyPaths", "device"])
+def test_a_nul_byte_in_a_path_is_a_config_error_naming_the_field(runtime, bundle, cid, where):
+    # crun's test_cgroup_setup.py cgroup-error-invalid-path ('/test\x00invalid'): runc fails on such paths (EINVAL
+    # or its validation); it was an "internal error: ValueError", and a masked path with a NUL was silently skipped
+    field = {"cgroupsPath": "linux.cgroupsPath", "cwd": "process.cwd", "mount": "mounts[0].destination",
+             "maskedPaths": "linux.maskedPaths[0]", "readonlyPaths": "linux.readonlyPaths[0]",
+             "device": "linux.devices[0].path"}[where]
+    if where == "cgroupsPath":
+        bundle.config["linux"]["cgroupsPath"] = "test\x00invalid"
+    elif where == "cwd":
+        bundle.config["process"]["cwd"] = "/t\x00mp"
+    elif where == "mount":
+        bundle.config["mounts"].insert(0, {"destination": "/a\x00b", "type": "tmpfs", "source": "tmpfs"})
+    elif where == "device":
+        bundle.config["linux"]["devices"] = [{"path": "/dev/a\x00b", "type": "c", "major": 1, "minor": 3}]
+    else:
+        bundle.config["linux"][where] = ["/a\x00b"]
+    p = runtime("run", "--bundle", bundle.write(), cid, check=False)
+    assert p.returncode == 1
+    line = _one_line(p)
+    assert f"config.json: {field}: " in line and "NUL" in line, line

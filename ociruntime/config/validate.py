@@ -487,7 +487,24 @@ def _sysctl_names_fields(doc, ctx):
                                                 f"{field!r} field"
 
 
-SEMANTIC_CHECKS = (_oci_version, _root, _process, _linux_namespaces, _needs_namespace, _mounts, _hooks, _devices,
+def _nul_in_paths(doc, ctx):
+    """A path holding a NUL byte reaches no syscall intact: refused up front (runc fails on each, EINVAL or its own
+    validation; Python's os would raise ValueError)."""
+    linux = doc.get("linux", {})
+    paths = [("root.path", doc.get("root", {}).get("path")), ("process.cwd", doc.get("process", {}).get("cwd")),
+             ("linux.cgroupsPath", linux.get("cgroupsPath"))]
+    for i, m in enumerate(doc.get("mounts", ())):
+        paths += [(f"mounts[{i}].destination", m.get("destination")), (f"mounts[{i}].source", m.get("source"))]
+    for key in ("maskedPaths", "readonlyPaths"):
+        paths += [(f"linux.{key}[{i}]", p) for i, p in enumerate(linux.get(key, ()))]
+    paths += [(f"linux.devices[{i}].path", d.get("path")) for i, d in enumerate(linux.get("devices", ()))]
+    paths += [(f"linux.namespaces[{i}].path", n.get("path")) for i, n in enumerate(linux.get("namespaces", ()))]
+    for where, path in paths:
+        if isinstance(path, str) and "\0" in path:
+            yield where, "holds a NUL byte"
+
+
+SEMANTIC_CHECKS = (_nul_in_paths, _oci_version, _root, _process, _linux_namespaces, _needs_namespace, _mounts, _hooks, _devices,
                    _linux_paths, _seccomp, _resources, _personality, _net_devices, _intel_rdt, _sysctl_names_fields)
 
 
