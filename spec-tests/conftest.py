@@ -168,6 +168,19 @@ def runtime(tmp_path):
     rt.cleanup()
 
 
+def copy_rootfs(dst: str) -> str:
+    """A copy of the base bundle's busybox rootfs at dst. Only directories, regular files and symlinks: a device node
+    left in the base rootfs (a container run without a mount namespace or a /dev mount creates them there, as runc
+    does) would be read by the copy, and /dev/full or /dev/zero never ends (it once filled the disk)."""
+    import stat
+
+    def special(d, names):
+        return [n for n in names if not stat.S_ISDIR(m := os.lstat(os.path.join(d, n)).st_mode)
+                and not stat.S_ISREG(m) and not stat.S_ISLNK(m)]
+    shutil.copytree(os.path.join(BASE_BUNDLE, "rootfs"), dst, symlinks=True, ignore=special)
+    return dst
+
+
 class Bundle:
     def __init__(self, path):
         self.path = str(path)
@@ -175,7 +188,7 @@ class Bundle:
             self.config = json.load(f)
         self.config["linux"]["cgroupsPath"] = f"{CGROUP_PARENT}-{uuid.uuid4().hex[:8]}"
         self.config["root"]["readonly"] = False
-        shutil.copytree(os.path.join(BASE_BUNDLE, "rootfs"), os.path.join(self.path, "rootfs"), symlinks=True)
+        copy_rootfs(os.path.join(self.path, "rootfs"))
 
     @property
     def rootfs(self):

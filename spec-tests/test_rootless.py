@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import BASE_BUNDLE, EXE, reap
+from conftest import BASE_BUNDLE, copy_rootfs, EXE, reap
 
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 RUNTIMES = [EXE] + ([RUNC] if os.path.exists(RUNC) else [])
@@ -146,7 +146,7 @@ class UserRuntime:
     def bundle(self, *args, config=None) -> str:
         """A busybox bundle owned by the user, from `spec --rootless` of this runtime."""
         b = tempfile.mkdtemp(dir=self.work)
-        shutil.copytree(os.path.join(BASE_BUNDLE, "rootfs"), os.path.join(b, "rootfs"), symlinks=True)
+        copy_rootfs(os.path.join(b, "rootfs"))
         cfg = config or self.spec()
         cfg["process"]["terminal"] = False
         cfg["process"]["args"] = list(args)

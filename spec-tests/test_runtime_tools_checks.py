@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import BASE_BUNDLE, CGROUP_PARENT, SECCOMP_ARCH
+from conftest import copy_rootfs, CGROUP_PARENT, SECCOMP_ARCH
 
 CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
         "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
@@ -98,7 +98,7 @@ def suite_config(args):
 def self_rooted(tmp_path):
     """util.PrepareBundle(): the rootfs unpacked straight into the bundle directory (root.path ".")."""
     path = str(tmp_path / "ocitest")
-    shutil.copytree(os.path.join(BASE_BUNDLE, "rootfs"), path, symlinks=True)
+    copy_rootfs(path)
     return path
 
 

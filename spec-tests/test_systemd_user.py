@@ -26,7 +26,7 @@ import uuid
 
 import pytest
 
-from conftest import BASE_BUNDLE, EXE, reap
+from conftest import copy_rootfs, EXE, reap
 
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 pytestmark = pytest.mark.skipif(
@@ -188,7 +188,7 @@ class UserSd:
         cfg["linux"]["cgroupsPath"] = f"{slice_}:{PREFIX}:{cid}"
         cfg["linux"]["resources"] = resources or {}
         b = tempfile.mkdtemp(dir=self.work)
-        shutil.copytree(os.path.join(BASE_BUNDLE, "rootfs"), os.path.join(b, "rootfs"), symlinks=True)
+        copy_rootfs(os.path.join(b, "rootfs"))
         with open(os.path.join(b, "config.json"), "w") as f:
             json.dump(cfg, f)
         subprocess.run(["chown", "-R", f"{self.uid}:{self.gid}", b], check=True)
