@@ -14,6 +14,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
+from conformance.rootfs import copy_rootfs
 from conformance.sandbox import run_pty
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -186,7 +187,7 @@ def shared_rootfs(workdir):
     writes to it (the writable check removes what it touched)."""
     rootfs = os.path.join(workdir, "rootfs")
     if not os.path.isdir(rootfs):
-        shutil.copytree(BASE_ROOTFS, rootfs, symlinks=True)
+        copy_rootfs(BASE_ROOTFS, rootfs)
         for m in MOUNTPOINTS:
             p = os.path.join(rootfs, m)
             if "." in os.path.basename(m) or m.startswith("etc/"):

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from conformance import rootfs
 from ociruntime.linux import arch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -169,16 +170,8 @@ def runtime(tmp_path):
 
 
 def copy_rootfs(dst: str) -> str:
-    """A copy of the base bundle's busybox rootfs at dst. Only directories, regular files and symlinks: a device node
-    left in the base rootfs (a container run without a mount namespace or a /dev mount creates them there, as runc
-    does) would be read by the copy, and /dev/full or /dev/zero never ends (it once filled the disk)."""
-    import stat
-
-    def special(d, names):
-        return [n for n in names if not stat.S_ISDIR(m := os.lstat(os.path.join(d, n)).st_mode)
-                and not stat.S_ISREG(m) and not stat.S_ISLNK(m)]
-    shutil.copytree(os.path.join(BASE_BUNDLE, "rootfs"), dst, symlinks=True, ignore=special)
-    return dst
+    """A copy of the base bundle's rootfs at dst, without device nodes (conformance.rootfs says why)."""
+    return rootfs.copy_rootfs(os.path.join(BASE_BUNDLE, "rootfs"), dst)
 
 
 class Bundle:
