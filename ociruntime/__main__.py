@@ -63,8 +63,12 @@ def main(argv=None) -> int:
         if opts["help"]:
             sys.stdout.write(command_help(name, mod))
             return 0
-        glob = Globals(root=g["root"] or default_root(), log=log, systemd_cgroup=bool(g["systemd_cgroup"]),
-                       debug=bool(g["debug"]), rootless=g["rootless"], criu=g["criu"])
+        manager = g["cgroup_manager"]
+        if manager not in (None, "cgroupfs", "systemd", "disabled"):
+            raise UsageError(f"unknown cgroup manager {manager!r}: use cgroupfs, systemd or disabled")
+        systemd = manager == "systemd" or (manager is None and bool(g["systemd_cgroup"]))
+        glob = Globals(root=g["root"] or default_root(), log=log, systemd_cgroup=systemd,
+                       debug=bool(g["debug"]), rootless=g["rootless"], criu=g["criu"], cgroup_manager=manager)
         return mod.run(glob, opts, args) or 0
     except UsageError as e:
         log.error(f"{e}" + ("" if "--help" in str(e) else " (see --help)"))

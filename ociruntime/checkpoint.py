@@ -167,7 +167,7 @@ def checkpoint(g, st, o: Options, criu_path: str) -> None:
     if status not in ("running", "paused"):
         raise StateError(f"Container cannot be checkpointed in {status} state")
     from .config import model
-    cfg, _ = model.load(st.facts["bundle"], validate=False)
+    cfg, _ = model.load(st.facts["bundle"], validate=False, name=st.facts.get("config", "config.json"))
     criu_bin = criu.find(criu_path)
     _check_features(criu_bin, o)
     cg = st.facts.get("cgroup")

@@ -14,12 +14,14 @@ from .state import ContainerState, proc_start_time, write_atomic
 
 
 class CreateOptions:
-    __slots__ = ("bundle", "pid_file", "console_socket", "console_fd", "no_pivot", "no_new_keyring", "preserve_fds")
+    __slots__ = ("bundle", "pid_file", "console_socket", "console_fd", "no_pivot", "no_new_keyring", "preserve_fds",
+                 "config")
 
     def __init__(self, bundle=".", pid_file=None, console_socket=None, console_fd=None, no_pivot=False,
-                 no_new_keyring=False, preserve_fds=0):
+                 no_new_keyring=False, preserve_fds=0, config="config.json"):
         self.bundle, self.pid_file, self.console_socket, self.console_fd = bundle, pid_file, console_socket, console_fd
         self.no_pivot, self.no_new_keyring, self.preserve_fds = no_pivot, no_new_keyring, preserve_fds
+        self.config = config
 
 
 def _rfc3339_now() -> str:
@@ -72,7 +74,7 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
     step = g.log.steps("create")
     from .config import model
     bundle = os.path.abspath(o.bundle)
-    cfg, doc = model.load(bundle)
+    cfg, doc = model.load(bundle, name=o.config)
     step("config.json loaded and validated")
     _check_supported(cfg, g)
     if cfg.process.terminal and o.console_socket is None and o.console_fd is None:
@@ -83,6 +85,8 @@ def create(g, cid: str, o: CreateOptions, *, subreaper: bool = False) -> Contain
     st = ContainerState.new(g.root, cid, {
         "pid": 0, "creating": True, "bundle": bundle, "rootfs": cfg.root_path, "ociVersion": cfg.oci_version,
         "created": _rfc3339_now(), "annotations": cfg.annotations})
+    if o.config != "config.json":    # --config: what exec, update and checkpoint read again later
+        st.facts["config"] = o.config
     undo = [st.remove]
     step("id reserved (state dir, lock)")
     pid = init_pid = 0
@@ -608,6 +612,8 @@ def _in_userns() -> bool:
 
 
 def _cgroup_manager(g, cfg, cid):
+    if g.cgroup_manager == "disabled":       # --cgroup-manager disabled (crun's): no cgroup at all
+        return None
     from .linux import cgroups
     mgr = cgroups.manager_for(cfg.linux.cgroups_path, cid, systemd=g.systemd_cgroup, log=g.log.debug)
     if g.rootless != "false" and (g.rootless != "auto" or os.geteuid() != 0 or _in_userns()):
@@ -651,7 +657,7 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
     step = g.log.steps("exec")
     sub_dirs = _sub_cgroup_dirs(st.facts.get("cgroup"), sub_cgroups) if sub_cgroups else None
     from .config import model
-    cfg, _ = model.load(st.facts["bundle"], validate=False)
+    cfg, _ = model.load(st.facts["bundle"], validate=False, name=st.facts.get("config", "config.json"))
     step("config.json loaded")
     if process.terminal and console_socket is None and console_fd is None:
         raise ConfigError("process.terminal",

@@ -88,3 +88,43 @@ def test_log_file_is_created_even_when_nothing_is_logged(runtime, tmp_path):
     assert log.exists() and log.read_text() == "" and (log.stat().st_mode & 0o777) == 0o644
     p = runtime("--log", str(tmp_path / "nodir" / "log"), "list", check=False)
     assert p.returncode == 1 and f"open {tmp_path}/nodir/log: ENOENT" in p.stderr
+
+
+# -- crun's flags: crun's own test suite calls the runtime under test with `--cgroup-manager cgroupfs ... run --config
+# config.json` (tests/tests_utils.py run_and_get_output). runc has neither; accepting them costs runc's callers nothing.
+
+@pytest.mark.skipif(bool(os.environ.get("SPEC_RUNTIME")), reason="crun's flags: runc has none")
+def test_run_and_create_read_the_config_named_by_config_and_exec_reads_it_again(runtime, bundle, cid, make_id):
+    bundle.set_args("sh", "-c", "echo $WHICH")
+    bundle.config["process"]["env"] = ["PATH=/bin:/usr/bin", "WHICH=default"]
+    path = bundle.write()
+    alt = dict(bundle.config, process=dict(bundle.config["process"], env=["PATH=/bin:/usr/bin", "WHICH=alternate"]))
+    with open(os.path.join(path, "alt.json"), "w") as f:
+        json.dump(alt, f)
+    p = runtime("--cgroup-manager", "cgroupfs", "run", "--bundle", path, "--config", "alt.json", cid)
+    assert p.stdout == "alternate\n"
+    other = make_id()
+    bundle.set_args("sleep", "100")
+    alt["process"]["args"] = ["sleep", "100"]
+    with open(os.path.join(path, "alt.json"), "w") as f:
+        json.dump(alt, f)
+    runtime("create", "--bundle", path, "--config", "alt.json", other)
+    try:
+        p = runtime("exec", other, "sh", "-c", "echo $WHICH")     # the process's defaults: alt.json's
+        assert p.stdout == "alternate\n"
+    finally:
+        runtime("delete", "--force", other)
+
+
+@pytest.mark.skipif(bool(os.environ.get("SPEC_RUNTIME")), reason="crun's flags: runc has none")
+def test_cgroup_manager_disabled_makes_no_cgroup_and_an_unknown_manager_is_a_usage_error(runtime, bundle, cid):
+    bundle.set_args("sleep", "100")
+    runtime("--cgroup-manager", "disabled", "create", "--bundle", bundle.write(), cid)
+    try:
+        pid = runtime.state(cid)["pid"]
+        with open(f"/proc/{pid}/cgroup") as a, open("/proc/self/cgroup") as b:
+            assert a.read() == b.read()          # where the runtime was: no cgroup of its own
+    finally:
+        runtime("delete", "--force", cid)
+    p = runtime("--cgroup-manager", "bogus", "state", cid, check=False)
+    assert p.returncode == 1 and "unknown cgroup manager 'bogus'" in p.stderr

@@ -38,11 +38,12 @@ class Opt:
 class Globals:
     """The global flags, as every command sees them."""
 
-    __slots__ = ("root", "log", "systemd_cgroup", "debug", "rootless", "criu")
+    __slots__ = ("root", "log", "systemd_cgroup", "debug", "rootless", "criu", "cgroup_manager")
 
-    def __init__(self, root, log, systemd_cgroup=False, debug=False, rootless="auto", criu="criu"):
+    def __init__(self, root, log, systemd_cgroup=False, debug=False, rootless="auto", criu="criu",
+                 cgroup_manager=None):
         self.root, self.log, self.systemd_cgroup, self.debug, self.rootless = root, log, systemd_cgroup, debug, rootless
-        self.criu = criu
+        self.criu, self.cgroup_manager = criu, cgroup_manager
 
 
 def default_root() -> str:
@@ -85,6 +86,11 @@ class UsageError(RuntimeErr):
     pass
 
 
+# create's and run's: crun's flag (its test suite passes it to every runtime); runc has none
+CONFIG_OPT = Opt("--config", "-f", value="FILE", default="config.json",
+                 help="the configuration file, relative to the bundle (default config.json); crun's flag")
+
+
 GLOBAL_OPTIONS = (
     Opt("--root", value="DIR", default=None, help="root directory for storage of container state (default: "
         "/run/ociruntime, or $XDG_RUNTIME_DIR/ociruntime for a non-root user)"),
@@ -94,6 +100,9 @@ GLOBAL_OPTIONS = (
     Opt("--systemd-cgroup", help="enable systemd cgroup support (expects cgroupsPath slice:prefix:name)"),
     Opt("--criu", value="PATH", default="criu", help="path to the criu binary used for checkpoint and restore"),
     Opt("--rootless", value="VALUE", default="auto", help="ignore cgroup permission errors ('true', 'false', 'auto')"),
+    # crun's, not runc's: crun's own test suite calls every runtime with --cgroup-manager and run --config
+    Opt("--cgroup-manager", value="MANAGER", help="cgroup manager: 'cgroupfs', 'systemd' (as --systemd-cgroup) or "
+        "'disabled' (no cgroups); crun's flag"),
     Opt("--help", "-h", help="show help"),
     Opt("--version", "-v", help="print the version"),
 )

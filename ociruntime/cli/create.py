@@ -1,4 +1,4 @@
-from . import Opt
+from . import CONFIG_OPT, Opt
 
 SUMMARY = "create a container"
 USAGE = "[command options] <container-id>"
@@ -16,6 +16,7 @@ OPTIONS = (
     Opt("--no-pivot", help="do not use pivot root to jail process inside rootfs"),
     Opt("--no-new-keyring", help="do not create a new session keyring for the container"),
     Opt("--preserve-fds", value="N", default="0", help="pass N additional file descriptors to the container"),
+    CONFIG_OPT,
 )
 NARGS = (1, 1)
 
@@ -28,7 +29,8 @@ def create_options(o):
     except ValueError:
         raise RuntimeErr(f"invalid --preserve-fds {o['preserve_fds']!r}: expected a number") from None
     return CreateOptions(bundle=o["bundle"] or ".", pid_file=o["pid_file"], console_socket=o["console_socket"],
-                         no_pivot=bool(o["no_pivot"]), no_new_keyring=bool(o["no_new_keyring"]), preserve_fds=n)
+                         no_pivot=bool(o["no_pivot"]), no_new_keyring=bool(o["no_new_keyring"]), preserve_fds=n,
+                         config=o["config"] or "config.json")
 
 
 def run(g, o, args):

@@ -54,7 +54,7 @@ def _process(g, st, o, command):
         return _checked(model.process_from_dict(raw), o["process"])
     if not command:
         raise RuntimeErr("exec needs a command (or --process FILE): ociruntime exec ID COMMAND [ARGS...]")
-    cfg, _ = model.load(st.facts["bundle"], validate=False)
+    cfg, _ = model.load(st.facts["bundle"], validate=False, name=st.facts.get("config", "config.json"))
     p = replace(cfg.process, args=tuple(command), terminal=bool(o["tty"]), console_size=None)
     if o["env"]:
         p = replace(p, env=_merge_env(p.env, o["env"]))

@@ -1,4 +1,4 @@
-from . import Opt
+from . import CONFIG_OPT, Opt
 
 SUMMARY = "create and run a container"
 USAGE = "[command options] <container-id>"
@@ -18,6 +18,7 @@ OPTIONS = (
     Opt("--preserve-fds", value="N", default="0", help="pass N additional file descriptors to the container"),
     Opt("--keep", help="do not delete the container after it exits"),
     Opt("--no-subreaper", help="accepted for runc's command line, ignored: run always reaps its container's process"),
+    CONFIG_OPT,
 )
 NARGS = (1, 1)
 

@@ -154,7 +154,7 @@ def stored_resources(g, st) -> dict:
     import os
     if isinstance(st.facts.get("resources"), dict):
         return st.facts["resources"]
-    path = os.path.join(st.facts.get("bundle") or "", "config.json")
+    path = os.path.join(st.facts.get("bundle") or "", st.facts.get("config", "config.json"))
     try:
         with open(path, "rb") as f:
             res = (json.loads(f.read()).get("linux") or {}).get("resources")

@@ -209,11 +209,12 @@ def from_dict(doc: dict, bundle: str) -> Config:
             memory_policy=lx.get("memoryPolicy")))
 
 
-def load(bundle: str, validate=True) -> tuple[Config, dict]:
-    """Read <bundle>/config.json, validate it (schema + semantic MUSTs), return (typed config, raw doc)."""
+def load(bundle: str, validate=True, name: str = "config.json") -> tuple[Config, dict]:
+    """Read <bundle>/config.json (or the file `name`, relative to the bundle: create/run --config), validate it
+    (schema + semantic MUSTs), return (typed config, raw doc)."""
     from .. import fastjson
     from ..errors import ConfigError
-    path = os.path.join(bundle, "config.json")
+    path = os.path.join(bundle, name)
     try:
         with open(path, "rb") as f:
             doc = fastjson.loads(f.read())
