@@ -445,3 +445,17 @@ def test_preserve_fds_with_gaps_passes_none_of_the_runtimes_own_fds(runtime, bun
     passed = dict(line.split(" ", 1) for line in p.stdout.splitlines())
     assert passed.get("3") == "/dev/null"
     assert not {fd for fd in passed if fd not in ("0", "1", "2", "3")}, passed
+
+
+def test_idmapped_bind_mount_with_its_own_mappings_without_a_user_namespace(runtime, bundle, cid, tmp_path):
+    """crun's test_mounts.py mount-idmapped-mounts-without-userns: mounts[].uidMappings 0->1000 (config-linux.md
+    idmap) show a file the host owns as 0:0 as 1000:1000. The helper's pid was read in the container's pid namespace
+    and its uid_map looked up in the host's /proc (EPERM). runc 1.1.5 has no idmapped mounts to compare with."""
+    src = tmp_path / "idsrc"
+    src.mkdir()
+    (src / "file").write_text("")
+    os.chown(src / "file", 0, 0)
+    maps = [{"containerID": 0, "hostID": 1000, "size": 10}]
+    bundle.config["mounts"].append({"destination": "/foo", "type": "bind", "source": str(src),
+                                    "options": ["bind", "ro", "idmap"], "uidMappings": maps, "gidMappings": maps})
+    assert run_sh(runtime, bundle, cid, "stat -c %u:%g /foo/file").strip() == "1000:1000"

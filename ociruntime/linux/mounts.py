@@ -498,7 +498,9 @@ def userns_fd_for(uid_mappings, gid_mappings, what: str) -> int:
             os.close(go_w)
             os.close(ready_r)
             sc.unshare(sc.CLONE_NEWUSER)
-            os.write(ready_w, b"1")
+            # our pid as the mounted /proc numbers it: fork() gave the one in our pid namespace, which the /proc
+            # of the runtime's (mounted before pivot_root) does not use
+            os.write(ready_w, os.readlink("/proc/self").encode())
             os.read(go_r, 1)                       # hold the namespace alive until the parent has its fd
             code = 0
         finally:
@@ -506,17 +508,19 @@ def userns_fd_for(uid_mappings, gid_mappings, what: str) -> int:
     os.close(go_r)
     os.close(ready_w)
     try:
-        if os.read(ready_r, 1) != b"1":
+        seen = os.read(ready_r, 32)
+        if not seen.isdigit():
             raise SyscallError("unshare", f"user namespace for {what} idmap", errno.EPERM)
+        proc = f"/proc/{seen.decode()}"
         for name, maps in (("uid_map", uid_mappings), ("gid_map", gid_mappings)):
             if maps:
                 text = "".join(f"{x.container_id} {x.host_id} {x.size}\n" for x in maps)
                 try:
-                    with open(f"/proc/{pid}/{name}", "w") as f:
+                    with open(f"{proc}/{name}", "w") as f:
                         f.write(text)
                 except OSError as e:
-                    raise SyscallError("write", f"/proc/{pid}/{name} for {what}", e.errno) from None
-        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+                    raise SyscallError("write", f"{proc}/{name} for {what}", e.errno) from None
+        return os.open(f"{proc}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(ready_r)
         os.close(go_w)
