@@ -297,7 +297,7 @@ def _send_bind_sources(sock, pid: int, cfg) -> None:
             from .linux import mounts, syscalls as sc
             ns = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
             sc.setns(ns, sc.CLONE_NEWNS, f"mount namespace of {pid}")
-            fds = mounts.open_bind_sources(cfg.mounts, cfg.bundle)
+            fds = mounts.open_bind_sources(cfg.mounts, cfg.bundle, pid)
         except BaseException:
             pass
         try:

@@ -459,3 +459,26 @@ def test_idmapped_bind_mount_with_its_own_mappings_without_a_user_namespace(runt
     bundle.config["mounts"].append({"destination": "/foo", "type": "bind", "source": str(src),
                                     "options": ["bind", "ro", "idmap"], "uidMappings": maps, "gidMappings": maps})
     assert run_sh(runtime, bundle, cid, "stat -c %u:%g /foo/file").strip() == "1000:1000"
+
+
+@pytest.mark.parametrize("own_maps,want", [(True, "1:1"), (False, "0:0")], ids=["mount-maps", "userns-maps"])
+def test_idmapped_bind_mount_in_a_user_namespace(runtime, bundle, cid, tmp_path, own_maps, want):
+    """crun's test_mounts.py mount-idmapped-mounts: user namespace 0->100000; a file the host owns as 0:0 through
+    an idmap mount with its own maps 0->100001 shows as 1:1, through the container's maps (none of its own, as
+    runc 1.2 requires) as 0:0. The maps name host ids: the runtime, in the host's user namespace, idmaps the tree
+    and hands it to init (the maps were written from inside the container's user namespace: EACCES)."""
+    bundle.ns("pid", "mount", "ipc", "uts", "user")
+    open_path_to(bundle.rootfs)
+    os.mkdir(os.path.join(bundle.rootfs, "foo"))          # the container's root may not write the rootfs
+    for key in ("uidMappings", "gidMappings"):
+        bundle.config["linux"][key] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    src = tmp_path / "idsrc"
+    src.mkdir()
+    (src / "file").write_text("")
+    os.chown(src / "file", 0, 0)
+    open_path_to(src)
+    m = {"destination": "/foo", "type": "bind", "source": str(src), "options": ["bind", "ro", "idmap"]}
+    if own_maps:
+        m["uidMappings"] = m["gidMappings"] = [{"containerID": 0, "hostID": 100001, "size": 10}]
+    bundle.config["mounts"].append(m)
+    assert run_sh(runtime, bundle, cid, "stat -c %u:%g /foo/file").strip() == want

@@ -136,20 +136,46 @@ def mount_all(rootfs: str, mounts, *, bundle: str, mount_label: str | None = Non
                   source_fd=(source_fds or {}).get(i))
 
 
-def open_bind_sources(mounts, bundle: str) -> dict:
+def open_bind_sources(mounts, bundle: str, userns_pid: int | None = None) -> dict:
     """{index: O_PATH fd of the source} for every bind source, opened by the runtime (host rights) after it joined
     the container's mount namespace (launch.py, on FDS): its root may not search the directories above a source,
     and a mount namespace made with a user namespace holds locked copies of the host's mounts (ro, nosuid, nodev,
     noexec, atime, submounts), which a bind of the fd keeps (runc 1.1's mount fds). A clone made in the host's
-    namespace would not be locked. A source that does not open now (made later by a hook, say) is left to its path."""
+    namespace would not be locked. A source that does not open now (made later by a hook, say) is left to its path.
+
+    An idmapped bind gets a detached tree already idmapped instead (userns_pid: the container's init): its maps
+    name host ids, which only a process of the host's user namespace can write, and the container's root cannot
+    idmap a host filesystem either (CAP_SYS_ADMIN over its superblock). Where that fails, nothing is sent."""
     fds = {}
     for i, m in enumerate(mounts):
-        if m.source and (m.type == "bind" or parse_options(m.options).is_bind):
+        opts = parse_options(m.options)
+        if m.source and (m.type == "bind" or opts.is_bind):
+            path = os.path.join(bundle, m.source)
             try:
-                fds[i] = os.open(os.path.join(bundle, m.source), os.O_PATH | os.O_CLOEXEC)
-            except OSError:
+                fds[i] = _idmapped_tree(path, opts, m, i, userns_pid) if opts.idmap else \
+                    os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except (OSError, SyscallError, ConfigError):
                 pass
     return fds
+
+
+def _idmapped_tree(path, opts, m, index, userns_pid) -> int:
+    tree = _call("open_tree", path, sc.open_tree, sc.AT_FDCWD, path,
+                 sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC | (sc.AT_RECURSIVE if opts.is_recursive_bind else 0))
+    try:
+        if m.uid_mappings or m.gid_mappings or userns_pid is None:
+            ns = userns_fd_for(m.uid_mappings, m.gid_mappings, f"mounts[{index}]")
+        else:                                      # no maps of its own: the container's user namespace
+            ns = os.open(f"/proc/{userns_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _call("mount_setattr", f"idmap {path}", sc.mount_setattr, tree, "",
+                  sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if opts.recursive_idmap else 0), sc.MOUNT_ATTR_IDMAP, 0, 0, ns)
+        finally:
+            os.close(ns)
+    except BaseException:
+        os.close(tree)
+        raise
+    return tree
 
 
 def mount_one(rootfs: str, m, *, bundle: str, mount_label: str | None = None, cgroup_mount=None,
@@ -195,7 +221,10 @@ def _bind(rootfs, m, dest, where, opts, bundle, index, source_fd=None) -> int:
     _check_proc_destination(dest, path, m.type, index)
     fd = open_in_root(rootfs, dest, create=kind)
     try:
-        if opts.idmap:
+        if opts.idmap and source_fd is not None:      # idmapped by the runtime already (open_bind_sources)
+            _call("move_mount", where, sc.move_mount, source_fd, "", fd, "",
+                  sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
+        elif opts.idmap:
             _idmapped_bind(path, fd, opts, m, where, index)
         else:
             _call("mount", f"{source} -> {where}", sc.mount, path, fd_path(fd), None,
