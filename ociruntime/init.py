@@ -784,7 +784,7 @@ def _exec_stage2(a: ExecArgs, step):
         console.become_session_leader_on(slave)
     else:
         os.setsid()
-    _process_attributes(proc, _NoLinux)
+    _process_attributes(proc, _ExecLinux(lx.personality))
     if proc.exec_cpu_affinity:       # "final": we are in the container's cgroups now ("initial" was set by the parent)
         from .linux import procattrs
         procattrs.apply_cpu_affinity(proc.exec_cpu_affinity, "final")
@@ -812,6 +812,10 @@ def _exec_stage2(a: ExecArgs, step):
         os._exit(127)
 
 
-class _NoLinux:
-    """Container-wide settings (personality, memory policy) were applied to init; exec only sets its own."""
-    personality = memory_policy = None
+class _ExecLinux:
+    """What exec applies of linux.*: the personality, which runc 1.2+ sets for exec'd processes too (it is not
+    inherited through setns); the memory policy was applied to init only."""
+    memory_policy = None
+
+    def __init__(self, personality):
+        self.personality = personality

@@ -398,6 +398,19 @@ def test_personality_linux32(runtime, bundle, cid):
     assert p.stdout.strip() in ("i686", "i386", "armv8l", "armv7l")          # x86-64's / arm64's 32-bit machine
 
 
+
+def test_personality_applies_to_exec_processes_too(runtime, bundle, cid):
+    # linux.personality is the container's: runc 1.2+ sets it in its setns init for every `exec` as well (1.1.5
+    # knows no personality), and youki's personality test reads `uname -m` through exec
+    bundle.config["linux"]["personality"] = {"domain": "LINUX32"}
+    runtime("create", "--bundle", bundle.set_args("sleep", "100").write(), cid)
+    runtime("start", cid)
+    p = runtime("exec", cid, "uname", "-m")
+    assert p.stdout.strip() in ("i686", "i386", "armv8l", "armv7l")
+    runtime("kill", cid, "KILL")
+    runtime.wait_status(cid, "stopped")
+    runtime("delete", cid)
+
 def test_scheduler_batch_with_nice(runtime, bundle, cid):
     # /proc/self/stat: field 19 is nice, field 41 the policy (3 = SCHED_BATCH)
     p = run(runtime, bundle, cid, "cat /proc/self/stat", scheduler={"policy": "SCHED_BATCH", "nice": 5})
