@@ -255,3 +255,44 @@ def test_user_namespace_bind_of_a_read_only_host_mount_below_a_0700_dir_stays_lo
         assert sorted(out.split()[:4]) == ["0", "1", "2", "3"], out     # ls's own directory fd, nothing of ours
     finally:
         subprocess.run(["umount", "-l", str(src)])
+
+
+# --- idmapped bind mounts (runc 1.2's idmap.bats, which youki's idmap tests mirror) -----------------------------
+
+def _owned_source(tmp_path, uid, gid):
+    src = tmp_path / "idmap-src"
+    src.mkdir()
+    (src / "foo.txt").write_text("idmap\n")
+    os.chown(src / "foo.txt", uid, gid)
+    os.chmod(tmp_path, 0o755)
+    return str(src)
+
+
+def _stat_foo(runtime, bundle, cid):
+    return runtime("run", "--bundle", bundle.set_args("stat", "-c", "=%u=%g=", "/tmp/m/foo.txt").write(),
+                   cid).stdout.strip()
+
+
+def test_mount_uid_gid_mappings_alone_make_an_idmapped_mount(runtime, bundle, cid, tmp_path):
+    # config.md: uidMappings/gidMappings are "the mapping to convert UIDs from the source file system to the
+    # destination mount point"; the idmap option is only a SHOULD. runc 1.2 idmaps any mount that has them
+    # (non-recursively unless ridmap): host uid 0 shows as 100000 through the mapping 0 -> 100000
+    maps = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    bundle.config["mounts"].append({"destination": "/tmp/m", "type": "bind", "source": _owned_source(tmp_path, 0, 0),
+                                    "options": ["bind"], "uidMappings": maps, "gidMappings": maps})
+    assert _stat_foo(runtime, bundle, cid) == "=100000=100000="
+
+
+@pytest.mark.parametrize("options,mapped", [(["bind"], True), (["bind", "idmap"], True), (["rbind", "ridmap"], True),
+                                            (["rbind", "idmap"], False)])
+def test_user_namespace_container_gets_its_idmapped_mounts(runtime, bundle, cid, tmp_path, options, mapped):
+    # the idmapping needs privilege over the source's filesystem, which the container's user namespace lacks:
+    # the runtime prepares the idmapped tree with the host's rights and init only moves it in (runc 1.2). With
+    # no mount mappings, "idmap" takes the container's own mapping (config.md MAY; runc 1.2, youki's implied-
+    # mapping tests): host uid 100000 is the container's 0 then, and the mount shows host root's file as 0 too
+    src = _owned_source(tmp_path, 0, 0)
+    m = {"destination": "/tmp/m", "type": "bind", "source": src, "options": options}
+    if mapped:
+        m["uidMappings"] = m["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    user_namespaced(bundle).config["mounts"].append(m)
+    assert _stat_foo(runtime, bundle, cid) == "=0=0="

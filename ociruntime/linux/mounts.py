@@ -148,7 +148,7 @@ def open_bind_sources(mounts, bundle: str, userns_pid: int | None = None) -> dic
     idmap a host filesystem either (CAP_SYS_ADMIN over its superblock). Where that fails, nothing is sent."""
     fds = {}
     for i, m in enumerate(mounts):
-        opts = parse_options(m.options)
+        opts = _with_mount_mappings(parse_options(m.options), m)
         if m.source and (m.type == "bind" or opts.is_bind):
             path = os.path.join(bundle, m.source)
             try:
@@ -157,6 +157,15 @@ def open_bind_sources(mounts, bundle: str, userns_pid: int | None = None) -> dic
             except (OSError, SyscallError, ConfigError):
                 pass
     return fds
+
+
+def _with_mount_mappings(opts, m):
+    """uidMappings/gidMappings make the mount idmapped even without the idmap option (config.md: they are the
+    mount's mapping, the option only a SHOULD; runc 1.2 idmaps such a mount, non-recursively unless ridmap, and
+    youki's idmap tests, a port of runc's idmap.bats, give most mounts no idmap option)."""
+    if (m.uid_mappings or m.gid_mappings) and not opts.idmap:
+        return replace(opts, idmap=True)
+    return opts
 
 
 def _idmapped_tree(path, opts, m, index, userns_pid) -> int:
@@ -180,7 +189,7 @@ def _idmapped_tree(path, opts, m, index, userns_pid) -> int:
 
 def mount_one(rootfs: str, m, *, bundle: str, mount_label: str | None = None, cgroup_mount=None,
               index: int = 0, debug=None, source_fd=None) -> None:
-    opts = parse_options(m.options)
+    opts = _with_mount_mappings(parse_options(m.options), m)
     dest = "/" + m.destination.lstrip("/")
     where = f"{rootfs.rstrip('/')}{dest}"
     if opts.flags & sc.MS_RDONLY and os.path.normpath(dest) == "/dev":
