@@ -429,6 +429,14 @@ def test_memory_policy_bind(runtime, bundle, cid):
     assert int(p.stdout.strip()) > 0
 
 
+
+def test_a_node_list_far_beyond_any_kernel_is_a_config_error(runtime, bundle, cid):
+    # youki's memory_policy bind_way_too_large_node_number: create fails. The list was expanded number by number
+    # first (a MemoryError, "internal error", after eating the memory); the kernel takes no node that high
+    bundle.config["linux"]["memoryPolicy"] = {"mode": "MPOL_BIND", "nodes": "0-9876543210"}
+    p = runtime("run", "--bundle", bundle.set_args("true").write(), cid, check=False, timeout=10)
+    assert p.returncode != 0 and "internal error" not in p.stderr and "9876543210" in p.stderr, p.stderr
+
 def test_sysctl_in_the_containers_namespaces(runtime, bundle, cid):
     with open("/proc/sys/kernel/shmmni") as f:
         host_shmmni = f.read().strip()

@@ -216,6 +216,13 @@ def test_cpu_list_parsing():
     assert e.value.path == "process.execCPUAffinity.final"
 
 
+def test_parse_list_refuses_numbers_beyond_any_cpu_or_node_before_expanding_them():
+    with pytest.raises(ConfigError) as e:
+        procattrs.parse_list("0-9876543210", "process.execCPUAffinity.initial")
+    assert "9876543210" in str(e.value)
+    assert len(procattrs.parse_list(f"0-{procattrs.LIST_LIMIT - 1}", "x")) == procattrs.LIST_LIMIT
+
+
 def test_cpu_affinity_initial_then_final():
     cpus = sorted(os.sched_getaffinity(0))
 
