@@ -7,6 +7,11 @@ class RuntimeErr(Exception):
     """Base of every error the CLI turns into one line and a non-zero exit."""
 
 
+class HookError(RuntimeErr):
+    """A hook failed (linux/hooks.py). Here, not there: `start` tells a failed poststart hook apart without importing
+    the hooks module (subprocess) on every call."""
+
+
 class ConfigError(RuntimeErr):
     """config.json breaks a rule: `path` is the JSON path (e.g. linux.namespaces[2].type)."""
 

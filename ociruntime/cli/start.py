@@ -6,7 +6,7 @@ NARGS = (1, 1)
 
 def run(g, o, args):
     from ..container import delete, start
-    from ..linux.hooks import HookError
+    from ..errors import HookError
     from ..state import ContainerState
     st = ContainerState.load(g.root, args[0], lock=True)
     try:

@@ -3,12 +3,8 @@ bounded by its timeout. Which hooks run where and when is the caller's business 
 import os
 import subprocess
 
-from ..errors import RuntimeErr
+from ..errors import HookError
 from ..fastjson import dumps
-
-
-class HookError(RuntimeErr):
-    pass
 
 
 def run_all(kind: str, hooks, state: dict, default_env: dict | None = None, cwd: str | None = None) -> None:
