@@ -223,3 +223,20 @@ def test_ambient_without_inheritable_is_one_warning_saying_why_not_that_the_runt
     assert len(warned) == 1, warned
     assert "process.capabilities.ambient" in warned[0] and "inheritable" in warned[0]
     assert "not held by the runtime" not in warned[0]
+
+
+def test_each_ungranted_set_is_warned_with_its_own_reason():
+    """youki's process_capabilities_bounding: inheritable beyond an empty bounding set was said to be "not held by the
+    runtime" (the runtime holds it; the config's bounding set left it out)."""
+    caps = Capabilities(bounding=(), inheritable=("CAP_SYS_ADMIN",), effective=("CAP_KILL",), permitted=())
+
+    def child():
+        warned = []
+        user.switch(User(uid=0, gid=0), caps, warn=warned.append)
+        return warned
+
+    warned = in_child(child)
+    assert len(warned) == 2, warned
+    assert warned[0].startswith("process.capabilities.inheritable: cannot grant CAP_SYS_ADMIN: not in the bounding set")
+    assert warned[1].startswith("process.capabilities.effective: cannot grant CAP_KILL: not in "
+                                "process.capabilities.permitted")

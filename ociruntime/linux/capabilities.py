@@ -104,10 +104,17 @@ def apply_sets(caps, *, debug=_nolog, warn=_nolog) -> None:
     inh = want["inheritable"] & (bounding_mask(top) | cur_inh)
     eff = want["effective"] & prm
     amb = want["ambient"] & prm & inh
+    # each set's own limit, so the warning names the real reason: the runtime's permitted set, the bounding set
+    # (the config's, already applied; an inheritable capability must be in it), or the config's permitted set
+    why = {"permitted": "not held by the runtime",
+           "inheritable": "not in the bounding set (process.capabilities.bounding)",
+           "effective": "not in process.capabilities.permitted"}
     for set_name, got in (("permitted", prm), ("inheritable", inh), ("effective", eff)):
         if want[set_name] & ~got:
-            warn(f"process.capabilities.{set_name}: cannot grant {_names(want[set_name] & ~got)}: "
-                 "not held by the runtime; ignored")
+            reason = why[set_name]
+            if set_name == "effective" and want["effective"] & want["permitted"] & ~got:
+                reason = "not held by the runtime"     # in the config's permitted set, beyond the runtime's
+            warn(f"process.capabilities.{set_name}: cannot grant {_names(want[set_name] & ~got)}: {reason}; ignored")
     unpaired = want["ambient"] & ~(want["permitted"] & want["inheritable"])
     if unpaired:                     # `runc spec`'s default bundle: ambient without inheritable
         warn(f"process.capabilities.ambient: not raising {_names(unpaired)}: an ambient capability must also be in "
