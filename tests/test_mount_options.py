@@ -142,3 +142,65 @@ def test_touches_atime_only_when_an_atime_option_is_given():
 def test_options_are_frozen():
     with pytest.raises(AttributeError):
         parse_options(["ro"]).flags = 0
+
+
+# --- tmpcopyup's copy (copy_up) ----------------------------------------------------------------------------------
+def _copy_with_swap(tmp_path, monkeypatch, swap):
+    """copy_up of a directory holding the regular file `f`, which `swap(path)` replaces right after copy_up's
+    lstat of it (a process sharing the directory, racing the create): the copy must not block or read what it
+    was swapped for. SIGALRM turns a blocking open into a failure instead of a hung test."""
+    import os
+    import signal
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    (src / "f").write_text("content")
+    real_stat = mounts.os.stat
+
+    def racing_stat(name, *a, **kw):
+        st = real_stat(name, *a, **kw)
+        if name == "f":
+            swap(str(src / "f"))
+        return st
+    monkeypatch.setattr(mounts.os, "stat", racing_stat)
+
+    class Blocked(Exception):       # not an OSError: copy_up must not take it for its own failure
+        pass
+
+    def alarm(*_):
+        raise Blocked("copy_up blocked on what the file was swapped for")
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(5)
+    s = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
+    d = os.open(dst, os.O_PATH)
+    try:
+        with pytest.raises(mounts.SyscallError) as e:
+            mounts.copy_up(s, d, "/seeded")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+        os.close(s)
+        os.close(d)
+    assert "tmpcopyup" in str(e.value)
+    return dst
+
+
+def test_copy_up_does_not_block_on_a_file_swapped_for_a_fifo(tmp_path, monkeypatch):
+    import os
+
+    def to_fifo(p):
+        os.unlink(p)
+        os.mkfifo(p)
+    _copy_with_swap(tmp_path, monkeypatch, to_fifo)
+
+
+def test_copy_up_does_not_read_a_device_a_file_was_swapped_for(tmp_path, monkeypatch):
+    import os
+    if os.geteuid() != 0:
+        pytest.skip("mknod needs root")
+
+    def to_device(p):   # /dev/null here (as /dev/zero, read to its end, it would fill the tmpfs: memory)
+        os.unlink(p)
+        os.mknod(p, 0o600 | 0o020000, os.makedev(1, 3))
+    dst = _copy_with_swap(tmp_path, monkeypatch, to_device)
+    assert not (dst / "f").exists()

@@ -350,7 +350,7 @@ def _copy_tree(src: int, dst: int, where: str) -> None:
             finally:
                 os.close(s2)
         elif kind == stat.S_IFREG:
-            s2 = os.open(name, os.O_RDONLY | nofollow, dir_fd=src)
+            s2 = _open_regular(name, src, st)
             try:
                 d2 = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow, 0o600, dir_fd=dst)
                 try:
@@ -369,6 +369,20 @@ def _copy_tree(src: int, dst: int, where: str) -> None:
         os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
         if kind != stat.S_IFLNK:                   # after chown, which clears setuid/setgid
             os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dst)
+
+
+def _open_regular(name: str, dir_fd: int, st) -> int:
+    """Open for reading the regular file `name` that `st` describes, only if it still is that file: the directory
+    may be shared (a volume) and the file swapped since for a fifo, whose open would block create, or a device,
+    which open alone can act on and a read of (/dev/zero) would fill the tmpfs. O_PATH first: it opens nothing."""
+    path = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        now = os.fstat(path)
+        if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            raise OSError(errno.EAGAIN, "changed while being copied", name)
+        return os.open(fd_path(path), os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(path)
 
 
 def _dir_mode(rootfs, dest) -> int | None:
