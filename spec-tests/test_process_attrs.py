@@ -365,6 +365,37 @@ def test_seccomp_agent_gets_the_fd_during_create_with_status_creating(runtime, b
     runtime.wait_status(cid, "stopped")
 
 
+def test_a_seccomp_agent_that_accepts_no_connection_fails_create_instead_of_hanging(runtime, bundle, cid, tmp_path):
+    # an agent whose listen backlog is full (it accepts nothing): runc 1.1.5 fails create at once ("connect:
+    # resource temporarily unavailable", Go's non-blocking connect); a blocking connect waited forever, create hung
+    import socket
+    path = str(tmp_path / "agent.sock")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(path)
+    srv.listen(0)
+    queued = []
+    try:
+        for _ in range(3):               # fill the backlog
+            c = socket.socket(socket.AF_UNIX)
+            c.setblocking(False)
+            queued.append(c)
+            try:
+                c.connect(path)
+            except BlockingIOError:
+                pass
+        seccomp(bundle, defaultAction="SCMP_ACT_ALLOW", listenerPath=path,
+                syscalls=[{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}])
+        bundle.config["process"]["noNewPrivileges"] = True
+        p = runtime("create", "--bundle", bundle.set_args("true").write(), cid, check=False, timeout=15)
+    finally:
+        for c in queued:
+            c.close()
+        srv.close()
+    assert p.returncode != 0 and path in p.stderr, p.stderr
+    assert runtime("state", cid, check=False).returncode != 0
+    assert not os.path.exists(os.path.join(runtime.root, cid))
+
+
 # --- LSMs: this host may have none; then the field must fail create, never be ignored ------------------------
 
 def _lsm():

@@ -213,9 +213,12 @@ def connect_listener(cfg: dict):
     """A stream connection to linux.seccomp.listenerPath (make it before pivot_root if the path is a host one)."""
     import socket
     path = cfg.get("listenerPath")
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    # non-blocking: an agent that accepts nothing (its backlog full) is EAGAIN now, not a create that hangs (runc's
+    # Go dial fails the same way); a unix connect is complete when it returns
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
     try:
         s.connect(path)
+        s.setblocking(True)
     except OSError as e:
         s.close()
         raise SyscallError("connect", f"linux.seccomp.listenerPath {path}", e.errno) from None
