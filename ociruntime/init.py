@@ -8,7 +8,7 @@ exception before READY travels to the parent as one ERR message (sync.py) that `
       1  non-dumpable                     before anything of ours can be seen from inside the container (init
                                           inherits it across fork); command line "ociruntime init"
       2  move our fds out of the way      the --preserve-fds range 3..3+N-1 stays for the container
-      2a open with the host's rights      the exec FIFO
+      2a open with the host's rights      the exec FIFO; the seccomp agent's socket (connected)
       3  join namespaces given by path    setns, user first
       4  new user namespace               unshare, parent writes uid/gid maps, become root in it
       5  new namespaces                   unshare the rest in one call, but cgroup (P)
@@ -276,11 +276,7 @@ def _stage2(a: InitArgs, step):
                       dev_is_mounted=any(m.destination == "/dev" for m in cfg.mounts))
     step("12 /dev")
     fifo = a.fifo_fd                                             # 13 (opened at 2a)
-    listener = None
-    if lx.seccomp and lx.seccomp.get("listenerPath"):            # a host path: reachable only before pivot
-        from .linux import seccomp
-        if seccomp.uses_notify(lx.seccomp):
-            listener = seccomp.connect_listener(lx.seccomp)
+    listener = a.listener                                        # the seccomp agent's connection (2a)
     if cfg.hooks.prestart or cfg.hooks.create_runtime or cfg.hooks.create_container:
         _await_placement(a)                                      # P (a hook's processes count in the cgroup)
         step("P in the cgroups, resources set (GO)")
@@ -566,10 +562,18 @@ def _move_own_fds(a):
 
 def _open_with_host_rights(a):
     """Step 2a, before any user namespace: an O_PATH fd on the exec FIFO (a private --root, 0700 as runc's default,
-    is out of the reach of a user namespace's root), as runc hands its init fds. The bind sources come at 5a: opened
-    here they would name the host's mounts, whose flags the container's root could change."""
+    is out of the reach of a user namespace's root), as runc hands its init fds, and the seccomp agent's
+    connection. The bind sources come at 5a: opened here they would name the host's mounts, whose flags the
+    container's root could change."""
     # the FIFO's number stays low: its write end is dup2'ed onto it after rlimits (RLIMIT_NOFILE may be small)
     a.fifo_fd = os.open(a.fifo, os.O_PATH | os.O_CLOEXEC)
+    # the seccomp agent's socket, a host path: runc's parent connects with the host's rights, so the root of a user
+    # namespace need not reach it (as exec's child, before joining)
+    sec = a.cfg.linux.seccomp
+    if sec and sec.get("listenerPath"):
+        from .linux import seccomp
+        if seccomp.uses_notify(sec):
+            a.listener = seccomp.connect_listener(sec)
 
 
 def _close_hot_path_file() -> None:

@@ -14,7 +14,7 @@ class _Args:
 class InitArgs(_Args):
     __slots__ = ("cfg", "cid", "sock", "fifo", "console_fd", "console_ours", "no_pivot", "no_new_keyring", "preserve_fds",
                  "cgroup_state", "debug", "fifo_w", "host_pid", "placed", "notes", "fifo_fd", "source_fds",
-                 "in_pidns", "seal", "self_placed")
+                 "in_pidns", "seal", "self_placed", "listener")
 
 
 class ExecArgs(_Args):

@@ -365,6 +365,32 @@ def test_seccomp_agent_gets_the_fd_during_create_with_status_creating(runtime, b
     runtime.wait_status(cid, "stopped")
 
 
+def test_a_user_namespace_container_reaches_an_agent_only_the_host_root_can(runtime, bundle, cid, tmp_path):
+    # the agent's socket in a 0700 directory of the host's root: runc 1.1.5's parent (host rights) connects and the
+    # agent gets the fd; init connected from inside the user namespace (step 13) and create failed with EACCES
+    import threading
+    from test_isolation import open_path_to
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    path = str(private / "agent.sock")
+    out = {"ready": threading.Event()}
+    t = threading.Thread(target=_agent, args=(path, errno.EXDEV, out), daemon=True)
+    t.start()
+    out["ready"].wait(5)
+    bundle.ns("pid", "mount", "ipc", "uts", "user", "network")
+    open_path_to(bundle.rootfs)
+    for key in ("uidMappings", "gidMappings"):
+        bundle.config["linux"][key] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    seccomp(bundle, defaultAction="SCMP_ACT_ALLOW", listenerPath=path,
+            syscalls=[{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}])
+    bundle.config["process"]["noNewPrivileges"] = True
+    p = run(runtime, bundle, cid, "mkdir /tmp/d; echo rc=$?", check=False)
+    t.join(10)
+    assert p.returncode == 0, p.stderr
+    assert "rc=1" in p.stdout and os.strerror(errno.EXDEV) in p.stderr   # the agent's answer
+    assert out["msg"]["state"]["id"] == cid
+
+
 def test_a_seccomp_agent_that_accepts_no_connection_fails_create_instead_of_hanging(runtime, bundle, cid, tmp_path):
     # an agent whose listen backlog is full (it accepts nothing): runc 1.1.5 fails create at once ("connect:
     # resource temporarily unavailable", Go's non-blocking connect); a blocking connect waited forever, create hung
