@@ -286,10 +286,11 @@ def _stage2(a: InitArgs, step):
         step("14 prestart/createRuntime hooks run by the parent")
     if cfg.hooks.create_container:                               # 15
         from .linux import hooks
-        # process.env as it is (runc: HOME is not known before pivot_root); in the bundle directory as the other
-        # create-time hooks (crun's too: the container's mounts are then under rootfs/ there)
+        # process.env as it is (runc: HOME is not known before pivot_root); in the rootfs directory, the container's
+        # mounts made below it, as runc 1.1.5 (it chdirs to the rootfs before these hooks). crun runs them in the
+        # bundle directory (its test_hooks createContainer-hook-after-mounts looks for rootfs/proc/self): runc wins
         hooks.run_all("createContainer", cfg.hooks.create_container, _state(a, "creating", os.getpid()),
-                      dict(kv.partition("=")[::2] for kv in proc.env), cwd=cfg.bundle)
+                      dict(kv.partition("=")[::2] for kv in proc.env), cwd=cfg.root_path)
         step("15 createContainer hooks")
     fault("init:before-pivot")
     rootfs.pivot(cfg.root_path, bool(a.no_pivot), chroot_only=not own_mntns)  # 16

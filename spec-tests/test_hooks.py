@@ -170,15 +170,17 @@ def test_a_failing_poststop_hook_after_a_failed_create_is_only_a_warning(runtime
     assert not os.path.exists(os.path.join(runtime.root, cid))
 
 
-def test_create_time_hooks_run_in_the_bundle_directory(runtime, bundle, cid, tmp_path):
-    # runc chdirs to --bundle for create, so prestart and createRuntime run there whatever the caller's directory;
-    # createContainer too (as crun's, whose test_hooks createContainer-hook-after-mounts finds the container's /proc
-    # at rootfs/proc/self relative to it: the mounts are made, pivot_root is not)
+def test_create_time_hooks_run_in_the_bundle_directory_and_create_container_in_the_rootfs(runtime, bundle, cid,
+                                                                                          tmp_path):
+    # runc 1.1.5 chdirs to --bundle for create, so prestart and createRuntime run there whatever the caller's
+    # directory; its init chdirs to the rootfs before the createContainer hooks, the container's mounts made (/proc
+    # among them) and pivot_root not yet done. crun runs createContainer in the bundle directory: runc's way here
     hooks = {}
     for kind in ("prestart", "createRuntime", "createContainer"):
-        check = ' && test -e rootfs/proc/self' if kind == "createContainer" else ""
+        check = ' && test -e proc/self' if kind == "createContainer" else ""
         hooks[kind] = [{"path": _hook_script(tmp_path, kind, f'pwd > "{tmp_path}/{kind}.cwd"{check}')}]
     bundle.config["hooks"] = hooks
     runtime("create", "--bundle", bundle.set_args("true").write(), cid, cwd="/")
     for kind in hooks:
-        assert (tmp_path / f"{kind}.cwd").read_text().strip() == bundle.path, kind
+        want = bundle.rootfs if kind == "createContainer" else bundle.path
+        assert (tmp_path / f"{kind}.cwd").read_text().strip() == want, kind
