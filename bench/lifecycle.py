@@ -82,7 +82,8 @@ class Meter:
         self.dir = self.mnt + self.rel
         os.makedirs(self.dir + "/run")
         # v1: `tasks`, so the move costs no RCU grace period (see enter); v2 has only cgroup.procs for this
-        self.procs_fd = os.open(self.dir + ("/run/cgroup.procs" if self.v2 else "/run/tasks"), os.O_WRONLY | os.O_CLOEXEC)
+        self.procs_fd = os.open(self.dir + ("/run/cgroup.procs" if self.v2 else "/run/tasks"),
+                                os.O_WRONLY | os.O_CLOEXEC)
 
     def cgpath(self, slot) -> str:
         return f"{self.rel}/c-{slot}"

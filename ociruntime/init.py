@@ -61,7 +61,7 @@ import _signal  # the C module: `import signal` costs ~4 ms (enum)
 
 from . import sync
 from .errors import fault
-from .initargs import ExecArgs, InitArgs, hot_path_globals
+from .initargs import ExecArgs, InitArgs, hot_path_globals, place_self
 from .linux import syscalls as sc
 
 _HIGH_FD = 1000  # our own fds move up here, away from the caller's preserved range
@@ -743,7 +743,6 @@ def _fork_final_process(a: ExecArgs) -> None:
         os._exit(0)
     if fds:
         os.close(r)
-        from .initargs import place_self
         ok = place_self(fds)
         for fd in fds:
             os.close(fd)

@@ -440,7 +440,10 @@ class _Fork:
         if self.placed:
             return f"forked the child (pid {pid}) into its cgroup {self.path} (clone3 CLONE_INTO_CGROUP)"
         if self.self_placing:
-            how = "born in " + self.path + " (clone3 CLONE_INTO_CGROUP), " if self.path and not self.refused else ""
+            if self.path and self.refused:      # a hybrid host whose cgroup2 hierarchy the parent writes, then
+                how = f"clone3 into {self.path} refused ({self.refused}), "
+            else:
+                how = f"born in {self.path} (clone3 CLONE_INTO_CGROUP), " if self.path else ""
             return f"forked the child (pid {pid}); {how}it places itself in the v1 hierarchies (tasks)"
         if self.refused:
             return f"forked the child (pid {pid}); birth into the cgroups refused ({self.refused}): placed by writes"
@@ -706,10 +709,12 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
             except OSError as e:
                 from .linux.syscalls import SyscallError
                 raise SyscallError("sched_setaffinity", "process.execCPUAffinity.initial", e.errno) from None
+        def manager():
+            from .linux import cgroups
+            return cgroups.manager_from_state(st.facts["cgroup"])
         mgr, warm = None, fork.placed   # born in the container's cgroup (so is the process, if the child forks it)
         if st.facts.get("cgroup") and not (warm or fork.self_placing):
-            from .linux import cgroups
-            mgr = cgroups.manager_from_state(st.facts["cgroup"])
+            mgr = manager()
             warm = _warm_up(mgr, pid)   # the grace period of the first cgroup.procs write runs while the child joins
             step("child placed in the cgroups (warm-up)")
         _, payload = sync.expect(parent_sock, sync.PID)
@@ -718,8 +723,7 @@ def exec_process(g, st: ContainerState, process, *, console_socket=None, console
         if self_placed:
             step("the process is in its cgroups (it moved itself there)")
         if fork.self_placing and not self_placed:   # it could not: written, and that write's error is reported
-            from .linux import cgroups
-            mgr = cgroups.manager_from_state(st.facts["cgroup"])
+            mgr = manager()
         undo.append(lambda: _kill_and_reap(exec_pid, 0))
         fault("exec:pid")
         if exec_pid != pid:

@@ -504,8 +504,8 @@ def _nul_in_paths(doc, ctx):
             yield where, "holds a NUL byte"
 
 
-SEMANTIC_CHECKS = (_nul_in_paths, _oci_version, _root, _process, _linux_namespaces, _needs_namespace, _mounts, _hooks, _devices,
-                   _linux_paths, _seccomp, _resources, _personality, _net_devices, _intel_rdt, _sysctl_names_fields)
+SEMANTIC_CHECKS = (_nul_in_paths, _oci_version, _root, _process, _linux_namespaces, _needs_namespace, _mounts, _hooks,
+                   _devices, _linux_paths, _seccomp, _resources, _personality, _net_devices, _intel_rdt, _sysctl_names_fields)
 
 
 def semantic_errors(doc: dict, bundle: str | None = None, for_create: bool = True):

@@ -152,7 +152,7 @@ def open_bind_sources(mounts, bundle: str, userns_pid: int | None = None) -> dic
         if m.source and (m.type == "bind" or opts.is_bind):
             path = os.path.join(bundle, m.source)
             try:
-                fds[i] = _idmapped_tree(path, opts, m, i, userns_pid) if opts.idmap else \
+                fds[i] = _idmapped_tree(path, opts, m, path, i, userns_pid) if opts.idmap else \
                     os.open(path, os.O_PATH | os.O_CLOEXEC)
             except (OSError, SyscallError, ConfigError):
                 pass
@@ -168,19 +168,12 @@ def _with_mount_mappings(opts, m):
     return opts
 
 
-def _idmapped_tree(path, opts, m, index, userns_pid) -> int:
-    tree = _call("open_tree", path, sc.open_tree, sc.AT_FDCWD, path,
+def _idmapped_tree(source, opts, m, where, index, userns_pid=None) -> int:
+    """A detached clone of the bind source, idmapped (the kernel idmaps only detached mounts): an fd of it."""
+    tree = _call("open_tree", source, sc.open_tree, sc.AT_FDCWD, source,
                  sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC | (sc.AT_RECURSIVE if opts.is_recursive_bind else 0))
     try:
-        if m.uid_mappings or m.gid_mappings or userns_pid is None:
-            ns = userns_fd_for(m.uid_mappings, m.gid_mappings, f"mounts[{index}]")
-        else:                                      # no maps of its own: the container's user namespace
-            ns = os.open(f"/proc/{userns_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            _call("mount_setattr", f"idmap {path}", sc.mount_setattr, tree, "",
-                  sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if opts.recursive_idmap else 0), sc.MOUNT_ATTR_IDMAP, 0, 0, ns)
-        finally:
-            os.close(ns)
+        _give_idmap(tree, opts, m, where, index, userns_pid)
     except BaseException:
         os.close(tree)
         raise
@@ -231,8 +224,7 @@ def _bind(rootfs, m, dest, where, opts, bundle, index, source_fd=None) -> int:
     fd = open_in_root(rootfs, dest, create=kind)
     try:
         if opts.idmap and source_fd is not None:      # idmapped by the runtime already (open_bind_sources)
-            _call("move_mount", where, sc.move_mount, source_fd, "", fd, "",
-                  sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
+            _move_tree(source_fd, fd, where)
         elif opts.idmap:
             _idmapped_bind(path, fd, opts, m, where, index)
         else:
@@ -324,7 +316,7 @@ def copy_up(src_dir: int, dst_path_fd: int, where: str) -> None:
     """Copy the tree under the directory fd `src_dir` into the directory `dst_path_fd` (O_PATH) is, as runc's
     tmpcopyup does: directories, regular files, symlinks and device nodes, with their modes and owners (a fifo or
     socket fails, as in runc). Every step is relative to an fd, never following a symlink of the tree."""
-    dst = os.open(fd_path(dst_path_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    dst = _open_dir(dst_path_fd)
     try:
         _copy_tree(src_dir, dst, where)
     except OSError as e:
@@ -499,10 +491,9 @@ def _check_proc_destination(dest: str, source: str | None, fstype: str | None, i
 # --- idmapped mounts ---------------------------------------------------------------------------------------------
 def _idmapped_bind(source, target_fd, opts, m, where, index) -> None:
     """Clone the source tree detached, give it the idmapping, then move it onto the target."""
-    tree = _call("open_tree", source, sc.open_tree, sc.AT_FDCWD, source,
-                 sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC | (sc.AT_RECURSIVE if opts.is_recursive_bind else 0))
+    tree = _idmapped_tree(source, opts, m, where, index)
     try:
-        _attach_idmapped(tree, target_fd, opts, m, where, index)
+        _move_tree(tree, target_fd, where)
     finally:
         os.close(tree)
 
@@ -518,18 +509,27 @@ def _idmap_in_place(rootfs, dest, under_fd, opts, m, where, index) -> None:
         os.close(mounted)
     try:
         _call("umount", where, sc.umount2, fd_path(under_fd), sc.MNT_DETACH)
-        _attach_idmapped(tree, under_fd, opts, m, where, index)
+        _give_idmap(tree, opts, m, where, index)
+        _move_tree(tree, under_fd, where)
     finally:
         os.close(tree)
 
 
-def _attach_idmapped(tree, target_fd, opts, m, where, index) -> None:
-    ns = userns_fd_for(m.uid_mappings, m.gid_mappings, f"mounts[{index}]")
+def _give_idmap(tree, opts, m, where, index, userns_pid=None) -> None:
+    """The detached tree gets the mount's own maps, or (none given, userns_pid: the runtime idmaps for init) the
+    container's user namespace."""
+    if m.uid_mappings or m.gid_mappings or userns_pid is None:
+        ns = userns_fd_for(m.uid_mappings, m.gid_mappings, f"mounts[{index}]")
+    else:
+        ns = os.open(f"/proc/{userns_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     try:
         _call("mount_setattr", f"idmap {where}", sc.mount_setattr, tree, "",
               sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if opts.recursive_idmap else 0), sc.MOUNT_ATTR_IDMAP, 0, 0, ns)
     finally:
         os.close(ns)
+
+
+def _move_tree(tree, target_fd, where) -> None:
     _call("move_mount", where, sc.move_mount, tree, "", target_fd, "",
           sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
 
