@@ -111,6 +111,9 @@ def test_create_and_exec_place_their_processes_without_writing_cgroup_procs(runt
     p, exec_writes = _hooked(runtime, tmp_path, *flags, "exec", cid, "cat", "/proc/self/cgroup")
     exec_steps = _steps(log)
     try:
+        refused = [s for s in create_steps + exec_steps if "refused (clone3" in s]
+        if refused:       # no clone3, or a libc whose thread descriptor launch cannot fill: the parent writes
+            pytest.skip(f"clone3 CLONE_INTO_CGROUP is refused here: {refused[0]}")
         if V2:
             assert create_writes == [] and exec_writes == []
             assert _cgroup_of(init).endswith("/" + want)

@@ -190,6 +190,7 @@ def test_exec_into_a_container_at_its_pids_limit_runs(runtime, bundle, cid):
     cgroup v2 it is born in the cgroup's child, which the limit stops."""
     if V2:
         pytest.skip("cgroup v2: exec's intermediate is born in the container's cgroup (clone3), under its limit")
+    need_controller("pids")
     if os.environ.get("SPEC_RUNTIME"):
         pytest.skip("runc 1.1.5 races here: its exec works when `runc init` (Go) made its threads before it was "
                     "placed, else pthread_create fails and it aborts (seen both ways on this host)")
